@@ -1,0 +1,1 @@
+//! skynet.netpack: 2-byte big-endian framing.

@@ -1,0 +1,1 @@
+//! skynet.pack / skynet.unpack (lua-seri wire format).
