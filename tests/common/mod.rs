@@ -1,0 +1,217 @@
+//! Shared harness for integration tests: start the real `skynet` binary on a config
+//! written to a temp dir, read its log, stop it by pid.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh temp directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "skynet-test-{}-{}-{}",
+            tag,
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The standard config for a test: our lualib/service plus `extra_service_dir`
+/// (where the test's own services live), `start` = the given service.
+pub fn config_text(dir: &Path, start: &str, extra: &str) -> String {
+    let root = repo_root();
+    let root = root.display();
+    format!(
+        r#"thread = 2
+harbor = 0
+start = "{start}"
+bootstrap = "snlua bootstrap"
+luaservice = "{dir}/?.lua;{root}/service/?.lua;{root}/tests/lua/?.lua"
+lualoader = "{root}/lualib/loader.lua"
+lua_path = "{dir}/?.lua;{root}/lualib/?.lua;{root}/lualib/?/init.lua"
+lua_cpath = "{root}/luaclib/?.so"
+cpath = "{root}/cservice/?.so"
+{extra}
+"#,
+        dir = dir.display()
+    )
+}
+
+/// A running skynet process whose stdout+stderr lines are collected.
+pub struct Skynet {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Skynet {
+    /// Start `skynet <config>` with the working directory `cwd`.
+    pub fn start(config: &Path, cwd: &Path) -> Skynet {
+        Self::start_with_env(config, cwd, &[])
+    }
+
+    pub fn start_with_env(config: &Path, cwd: &Path, env: &[(&str, &str)]) -> Skynet {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skynet"));
+        cmd.arg(config)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn skynet");
+        let (tx, rx) = channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx2.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Skynet { child, lines: rx, seen: Vec::new() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait until a line containing `needle` appears; returns it. Panics with the log on timeout.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.seen.push(line.clone());
+                    if hit {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "timed out waiting for {:?}; log so far:\n{}",
+                        needle,
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Collect lines for `d` (or until the process's output ends).
+    pub fn collect_for(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Wait for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.collect_for(Duration::from_millis(200));
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log(&self) -> String {
+        self.seen.join("\n")
+    }
+
+    /// Stop the process by pid (SIGTERM, then SIGKILL).
+    pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            unsafe { libc_kill(self.child.id() as i32, 15) };
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Skynet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Run a test service to completion: writes `<name>.lua` with `source` into a temp dir,
+/// starts skynet with `start = name`, waits for `done_marker` in the log and returns the log.
+pub fn run_service(name: &str, source: &str, done_marker: &str, timeout: Duration) -> String {
+    let dir = TempDir::new(name);
+    dir.write(&format!("{name}.lua"), source);
+    let conf = dir.write("config", &config_text(dir.path(), name, ""));
+    let mut sk = Skynet::start(&conf, dir.path());
+    sk.wait_for(done_marker, timeout);
+    sk.collect_for(Duration::from_millis(100));
+    let log = sk.log();
+    sk.stop();
+    log
+}
