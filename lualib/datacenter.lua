@@ -1,0 +1,2 @@
+-- 2016-era module name
+return require "skynet.datacenter"
