@@ -1,1 +1,40 @@
-fn main() {}
+//! `skynet CONFIG`: the drop-in entry point (same as upstream's `skynet config`).
+
+use clap::Parser;
+use skynet::runtime;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+#[derive(Parser)]
+#[command(
+    name = "skynet",
+    version,
+    about = "skynet-rs: a drop-in Rust runtime for skynet game servers",
+    after_help = "Config reference: https://github.com/cloudwu/skynet/wiki/Config"
+)]
+struct Cli {
+    /// The skynet config file (Lua syntax; $NAME is replaced by the environment variable).
+    config: Option<String>,
+    /// Ignored (upstream ignores extra arguments too).
+    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(config) = cli.config else {
+        eprintln!("Need a config file. Please read skynet wiki : https://github.com/cloudwu/skynet/wiki/Config");
+        eprintln!("usage: skynet configfilename");
+        return ExitCode::from(1);
+    };
+    match skynet::start::run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            let _ = runtime::try_get().map(|rt| rt.sigterm.load(Ordering::Relaxed));
+            ExitCode::from(1)
+        }
+    }
+}

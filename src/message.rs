@@ -10,7 +10,10 @@ pub fn payload_alloc(size: usize) -> *mut u8 {
     unsafe {
         let p = libc::malloc(size + 1) as *mut u8;
         if p.is_null() {
-            std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(size + 1, 1));
+            std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(
+                size + 1,
+                1,
+            ));
         }
         *p.add(size) = 0;
         p
@@ -31,4 +34,70 @@ pub fn payload_from(bytes: &[u8]) -> *mut u8 {
 /// `p` must come from `payload_alloc`/`payload_from` (or libc malloc) and not be used again.
 pub unsafe fn payload_free(p: *mut u8) {
     libc::free(p as *mut libc::c_void)
+}
+
+/// Protocol type ids (core.md §2.2).
+pub mod ptype {
+    pub const TEXT: u8 = 0;
+    pub const RESPONSE: u8 = 1;
+    pub const MULTICAST: u8 = 2;
+    pub const CLIENT: u8 = 3;
+    pub const SYSTEM: u8 = 4;
+    pub const HARBOR: u8 = 5;
+    pub const SOCKET: u8 = 6;
+    pub const ERROR: u8 = 7;
+    pub const QUEUE: u8 = 8;
+    pub const DEBUG: u8 = 9;
+    pub const LUA: u8 = 10;
+    pub const SNAX: u8 = 11;
+    pub const TRACE: u8 = 12;
+
+    /// Send flag: the caller hands over its buffer.
+    pub const TAG_DONTCOPY: i32 = 0x10000;
+    /// Send flag: allocate a session for the sender.
+    pub const TAG_ALLOCSESSION: i32 = 0x20000;
+}
+
+/// One message in a service queue. 32 bytes, no heap beyond the payload.
+#[derive(Debug)]
+pub struct Message {
+    pub source: u32,
+    pub session: i32,
+    pub data: *mut u8,
+    pub size: usize,
+    pub ty: u8,
+}
+
+// SAFETY: the payload is an exclusively owned malloc block; it moves with the message.
+unsafe impl Send for Message {}
+
+impl Message {
+    pub fn new(source: u32, session: i32, ty: u8, data: *mut u8, size: usize) -> Message {
+        Message {
+            source,
+            session,
+            data,
+            size,
+            ty,
+        }
+    }
+
+    /// The payload as bytes (empty when there is none).
+    pub fn bytes(&self) -> &[u8] {
+        if self.data.is_null() {
+            &[]
+        } else {
+            // SAFETY: data points at `size` bytes owned by this message.
+            unsafe { std::slice::from_raw_parts(self.data, self.size) }
+        }
+    }
+
+    /// Free the payload now.
+    pub fn free(&mut self) {
+        if !self.data.is_null() {
+            // SAFETY: owned block.
+            unsafe { payload_free(self.data) };
+            self.data = std::ptr::null_mut();
+        }
+    }
 }

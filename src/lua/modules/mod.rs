@@ -1,6 +1,15 @@
-//! Native Lua modules (`skynet.core`, `skynet.socketdriver`, `skynet.netpack`, `sproto.core`, ...).
-//!
-//! Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
+//! Native Lua modules (`skynet.core`, `skynet.socketdriver`, `skynet.netpack`,
+//! `sproto.core`, ...), registered in each service's `package.preload` by
+//! [`crate::lua::host`]. Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
 
-pub mod seri;
+pub mod core;
+pub mod memory;
 pub mod netpack;
+pub mod profile;
+pub mod seri;
+
+use mlua::ffi::lua_CFunction;
+use std::ffi::CStr;
+
+/// Modules of the socket and sproto layers, by `require` name.
+pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[];

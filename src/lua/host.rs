@@ -1,0 +1,358 @@
+//! Lua states for snlua services: creation with a memory-accounting allocator, the
+//! native-module preload table, the embedded-framework fallback, and the per-service
+//! record ([`LuaService`]) that native functions reach through an upvalue or the
+//! registry key `skynet_context`.
+//!
+//! Every native module is registered in `package.preload`, so a service pays only a
+//! table slot for modules it never requires. Files on disk win over the embedded
+//! framework: the embedded searcher runs after the standard ones, and the embedded
+//! service pattern comes last in `LUA_SERVICE`.
+
+use crate::context::Context;
+use mlua::ffi::{self, lua_State};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// 32 MiB: the first memory warning threshold.
+pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
+
+/// Bytes held by all Lua states of the process.
+pub static TOTAL_LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
+
+/// Allocator bookkeeping of one Lua state.
+pub struct AllocState {
+    pub used: AtomicUsize,
+    pub limit: AtomicUsize,
+    report: AtomicUsize,
+    handle: u32,
+}
+
+unsafe extern "C" fn lua_alloc(
+    ud: *mut c_void,
+    ptr: *mut c_void,
+    osize: usize,
+    nsize: usize,
+) -> *mut c_void {
+    let st = &*(ud as *const AllocState);
+    let old = if ptr.is_null() { 0 } else { osize };
+    if nsize == 0 {
+        libc::free(ptr);
+        st.used.fetch_sub(old, Ordering::Relaxed);
+        TOTAL_LUA_MEMORY.fetch_sub(old, Ordering::Relaxed);
+        return std::ptr::null_mut();
+    }
+    let used = st.used.load(Ordering::Relaxed);
+    let limit = st.limit.load(Ordering::Relaxed);
+    if nsize > old && limit != 0 && used + nsize - old > limit {
+        return std::ptr::null_mut();
+    }
+    let p = libc::realloc(ptr, nsize);
+    if p.is_null() {
+        return p;
+    }
+    let now = used + nsize - old;
+    st.used.store(now, Ordering::Relaxed);
+    if nsize > old {
+        TOTAL_LUA_MEMORY.fetch_add(nsize - old, Ordering::Relaxed);
+    } else {
+        TOTAL_LUA_MEMORY.fetch_sub(old - nsize, Ordering::Relaxed);
+    }
+    let report = st.report.load(Ordering::Relaxed);
+    if now > report {
+        st.report.store(report * 2, Ordering::Relaxed);
+        if let Some(rt) = crate::runtime::try_get() {
+            rt.log(
+                st.handle,
+                &format!("Memory warning {:.2} M", now as f64 / (1024.0 * 1024.0)),
+            );
+        }
+    }
+    p
+}
+
+/// What a Lua service shares with other threads (the SIGNAL handler, `memory.info`).
+pub struct Shared {
+    /// The Lua thread now running in this service (null when idle).
+    pub active: AtomicPtr<lua_State>,
+    /// The main thread (null once closed).
+    pub main: AtomicPtr<lua_State>,
+    pub alloc: AllocState,
+    /// Held while another thread touches `main`/`active` and while the state closes.
+    pub close_lock: parking_lot::Mutex<()>,
+}
+
+impl Shared {
+    pub fn new(handle: u32) -> Arc<Shared> {
+        Arc::new(Shared {
+            active: AtomicPtr::new(std::ptr::null_mut()),
+            main: AtomicPtr::new(std::ptr::null_mut()),
+            alloc: AllocState {
+                used: AtomicUsize::new(0),
+                limit: AtomicUsize::new(0),
+                report: AtomicUsize::new(MEMORY_WARNING_REPORT),
+                handle,
+            },
+            close_lock: parking_lot::Mutex::new(()),
+        })
+    }
+
+    pub fn memory(&self) -> usize {
+        self.alloc.used.load(Ordering::Relaxed)
+    }
+}
+
+/// A Lua service's state, boxed so its address is stable for lightuserdata upvalues.
+pub struct LuaService {
+    pub ctx: *const Context,
+    pub handle: u32,
+    pub L: *mut lua_State,
+    pub shared: Arc<Shared>,
+    /// Registry ref of the message callback (LUA_NOREF until `callback`).
+    pub callback_ref: c_int,
+    pub forward: bool,
+}
+
+const CONTEXT_KEY: &CStr = c"skynet_context";
+
+impl LuaService {
+    /// Create a Lua state for the service `ctx`: stdlibs, GC stopped, preloads.
+    pub fn new(ctx: &Arc<Context>, shared: Arc<Shared>) -> Result<Box<LuaService>, String> {
+        // SAFETY: `shared` (and so the allocator state) outlives the Lua state.
+        let L = unsafe {
+            ffi::lua_newstate(lua_alloc, &shared.alloc as *const AllocState as *mut c_void)
+        };
+        if L.is_null() {
+            return Err("lua_newstate failed".into());
+        }
+        shared.main.store(L, Ordering::Release);
+        let mut svc = Box::new(LuaService {
+            ctx: Arc::as_ptr(ctx),
+            handle: ctx.handle(),
+            L,
+            shared,
+            callback_ref: ffi::LUA_NOREF,
+            forward: false,
+        });
+        unsafe {
+            ffi::lua_gc(L, ffi::LUA_GCSTOP, 0);
+            ffi::lua_pushboolean(L, 1);
+            ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
+            ffi::luaL_openlibs(L);
+            let p = &mut *svc as *mut LuaService as *mut c_void;
+            ffi::lua_pushlightuserdata(L, p);
+            ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
+            register_preloads(L);
+            install_embedded_fallback(L);
+            crate::lua::modules::profile::install_globals(L);
+        }
+        Ok(svc)
+    }
+
+    /// The context this service belongs to.
+    pub fn ctx(&self) -> &Context {
+        // SAFETY: the context owns this service and outlives it.
+        unsafe { &*self.ctx }
+    }
+}
+
+// SAFETY: a LuaService moves between worker threads with its service, but only one
+// thread runs it at a time (the scheduler's invariant); its Lua state has no affinity.
+unsafe impl Send for LuaService {}
+
+impl Drop for LuaService {
+    fn drop(&mut self) {
+        if !self.L.is_null() {
+            let _guard = self.shared.close_lock.lock();
+            self.shared
+                .main
+                .store(std::ptr::null_mut(), Ordering::Release);
+            self.shared
+                .active
+                .store(std::ptr::null_mut(), Ordering::Release);
+            // SAFETY: the state is ours and no longer running.
+            unsafe { ffi::lua_close(self.L) };
+            self.L = std::ptr::null_mut();
+        }
+    }
+}
+
+/// The `LuaService` of the state `L` (from the registry), or null.
+pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
+    ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
+    let p = ffi::lua_touserdata(L, -1) as *mut LuaService;
+    ffi::lua_pop(L, 1);
+    p
+}
+
+/// The calling service's handle; raises "Init skynet context first" outside a service.
+pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
+    let p = lua_service(L);
+    if p.is_null() {
+        raise(L, "Init skynet context first");
+    }
+    (*p).handle
+}
+
+/// Raise a Lua error with `msg` (never returns). Callers must hold no values with
+/// destructors in frames this unwinds (it is a longjmp).
+pub unsafe fn raise(L: *mut lua_State, msg: &str) -> ! {
+    ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
+    drop_str_and_error(L)
+}
+
+#[inline(never)]
+unsafe fn drop_str_and_error(L: *mut lua_State) -> ! {
+    ffi::lua_error(L)
+}
+
+/// A Lua string argument as bytes (borrowed from the Lua stack).
+pub unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(L, idx, &mut len);
+    if p.is_null() {
+        None
+    } else {
+        Some(std::slice::from_raw_parts(p as *const u8, len))
+    }
+}
+
+/// Push a Rust string.
+pub unsafe fn push_str(L: *mut lua_State, s: &[u8]) {
+    ffi::lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
+}
+
+unsafe fn register_preloads(L: *mut lua_State) {
+    use crate::lua::modules as m;
+    let entries: &[(&CStr, ffi::lua_CFunction)] = &[
+        (c"skynet.core", m::core::luaopen_skynet_core),
+        (c"skynet.profile", m::profile::luaopen_skynet_profile),
+        (c"profile", m::profile::luaopen_skynet_profile),
+        (c"skynet.memory", m::memory::luaopen_skynet_memory),
+        (c"memory", m::memory::luaopen_skynet_memory),
+        (c"skynet.codecache", m::core::luaopen_skynet_codecache),
+    ];
+    ffi::luaL_getsubtable(L, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
+    for (name, f) in entries {
+        ffi::lua_pushcfunction(L, *f);
+        ffi::lua_setfield(L, -2, name.as_ptr());
+    }
+    for (name, f) in m::EXTRA_PRELOADS {
+        ffi::lua_pushcfunction(L, *f);
+        ffi::lua_setfield(L, -2, name.as_ptr());
+    }
+    ffi::lua_pop(L, 1);
+}
+
+/// Find an embedded file for module `name`; pushes its chunk name when found.
+unsafe fn find_embedded_module(L: *mut lua_State, name: &[u8]) -> Option<&'static [u8]> {
+    let base = String::from_utf8_lossy(name).replace('.', "/");
+    for candidate in [
+        format!("lualib/{base}.lua"),
+        format!("lualib/{base}/init.lua"),
+    ] {
+        if let Some(code) = crate::lua::embedded::file(&candidate) {
+            let chunk = format!("@{}{}", crate::lua::embedded::VIRTUAL_ROOT, candidate);
+            push_str(L, chunk.as_bytes());
+            return Some(code);
+        }
+    }
+    None
+}
+
+/// Find an embedded file by virtual path; pushes its chunk name when found.
+unsafe fn find_embedded_path(L: *mut lua_State, path: &[u8]) -> Option<&'static [u8]> {
+    let rel = path.strip_prefix(crate::lua::embedded::VIRTUAL_ROOT.as_bytes())?;
+    let code = crate::lua::embedded::file(std::str::from_utf8(rel).ok()?)?;
+    ffi::lua_pushstring(L, c"@".as_ptr());
+    push_str(L, path);
+    ffi::lua_concat(L, 2);
+    Some(code)
+}
+
+/// Load `code` with the chunk name on top of the stack; leaves the function (or the
+/// error message) in its place. Returns the lua_load status.
+unsafe fn load_with_chunkname(L: *mut lua_State, code: &[u8], mode: *const c_char) -> c_int {
+    let chunkname = ffi::lua_tostring(L, -1);
+    let r = ffi::luaL_loadbufferx(
+        L,
+        code.as_ptr() as *const c_char,
+        code.len(),
+        chunkname,
+        mode,
+    );
+    ffi::lua_remove(L, -2);
+    r
+}
+
+/// `package.searchers[#+1]`: modules from the embedded lualib.
+unsafe extern "C-unwind" fn embedded_searcher(L: *mut lua_State) -> c_int {
+    let Some(name) = to_bytes(L, 1) else { return 0 };
+    match find_embedded_module(L, name) {
+        Some(code) => {
+            if load_with_chunkname(L, code, std::ptr::null()) != ffi::LUA_OK {
+                ffi::lua_error(L);
+            }
+            ffi::lua_pushvalue(L, 1);
+            2
+        }
+        None => {
+            ffi::lua_pushstring(L, c"\n\tno embedded module '".as_ptr());
+            ffi::lua_pushvalue(L, 1);
+            ffi::lua_pushstring(L, c"'".as_ptr());
+            ffi::lua_concat(L, 3);
+            1
+        }
+    }
+}
+
+/// `loadfile` that also resolves `[embedded]/...` paths (used by `LUA_SERVICE`).
+unsafe extern "C-unwind" fn loadfile_with_embedded(L: *mut lua_State) -> c_int {
+    if let Some(path) = to_bytes(L, 1) {
+        if path.starts_with(crate::lua::embedded::VIRTUAL_ROOT.as_bytes()) {
+            let Some(code) = find_embedded_path(L, path) else {
+                ffi::lua_pushnil(L);
+                ffi::lua_pushstring(L, c"cannot open ".as_ptr());
+                ffi::lua_pushvalue(L, 1);
+                ffi::lua_concat(L, 2);
+                return 2;
+            };
+            let mode = if ffi::lua_type(L, 2) == ffi::LUA_TSTRING {
+                ffi::lua_tostring(L, 2)
+            } else {
+                std::ptr::null()
+            };
+            let has_env = ffi::lua_type(L, 3) != ffi::LUA_TNONE;
+            if load_with_chunkname(L, code, mode) != ffi::LUA_OK {
+                ffi::lua_pushnil(L);
+                ffi::lua_insert(L, -2);
+                return 2;
+            }
+            if has_env {
+                ffi::lua_pushvalue(L, 3);
+                if ffi::lua_setupvalue(L, -2, 1).is_null() {
+                    ffi::lua_pop(L, 1);
+                }
+            }
+            return 1;
+        }
+    }
+    // Not virtual: the standard loadfile (upvalue 1).
+    let n = ffi::lua_gettop(L);
+    ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(L, 1);
+    ffi::lua_call(L, n, ffi::LUA_MULTRET);
+    ffi::lua_gettop(L)
+}
+
+unsafe fn install_embedded_fallback(L: *mut lua_State) {
+    ffi::lua_getglobal(L, c"package".as_ptr());
+    ffi::lua_getfield(L, -1, c"searchers".as_ptr());
+    let n = ffi::lua_rawlen(L, -1);
+    ffi::lua_pushcfunction(L, embedded_searcher);
+    ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
+    ffi::lua_pop(L, 2);
+    ffi::lua_getglobal(L, c"loadfile".as_ptr());
+    ffi::lua_pushcclosure(L, loadfile_with_embedded, 1);
+    ffi::lua_setglobal(L, c"loadfile".as_ptr());
+}

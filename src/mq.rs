@@ -1,0 +1,175 @@
+//! Message queues: one FIFO per service, and the global run queue of services that
+//! have messages waiting.
+//!
+//! Invariants (upstream's): a service queue is in the global queue at most once, held
+//! by at most one worker at a time. `in_global` is set when the queue is pushed to the
+//! global queue (or while a worker holds it) and cleared only by a pop that finds the
+//! queue empty, under the queue's own lock, so a push after that pop re-schedules it.
+//! A new queue starts with `in_global` set: messages sent during `init` wait until the
+//! launcher schedules it explicitly.
+
+use crate::message::Message;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+
+const DEFAULT_QUEUE_SIZE: usize = 64;
+pub const OVERLOAD_THRESHOLD: usize = 1024;
+
+struct State {
+    messages: VecDeque<Message>,
+    in_global: bool,
+    overload_threshold: usize,
+    /// Queue length recorded when the threshold was crossed; reported once.
+    overload: usize,
+    /// Set when the owning service has been drained for good: pushes are refused.
+    dead: bool,
+}
+
+pub struct MessageQueue {
+    state: Mutex<State>,
+}
+
+/// What a push did, so the caller can schedule the service.
+#[must_use]
+pub enum Pushed {
+    /// The queue was idle: the caller must put it in the global queue.
+    Schedule,
+    /// Already scheduled or held by a worker.
+    Queued,
+}
+
+impl Default for MessageQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MessageQueue {
+    pub fn new() -> Self {
+        MessageQueue {
+            state: Mutex::new(State {
+                messages: VecDeque::with_capacity(DEFAULT_QUEUE_SIZE),
+                in_global: true,
+                overload_threshold: OVERLOAD_THRESHOLD,
+                overload: 0,
+                dead: false,
+            }),
+        }
+    }
+
+    /// Append a message; a dead queue hands the message back.
+    pub fn push(&self, msg: Message) -> Result<Pushed, Message> {
+        let mut s = self.state.lock();
+        if s.dead {
+            return Err(msg);
+        }
+        s.messages.push_back(msg);
+        if s.in_global {
+            Ok(Pushed::Queued)
+        } else {
+            s.in_global = true;
+            Ok(Pushed::Schedule)
+        }
+    }
+
+    /// Pop one message and the remaining length. `None` means empty, and the queue is
+    /// now unscheduled.
+    pub fn pop(&self) -> Option<(Message, usize)> {
+        let mut s = self.state.lock();
+        match s.messages.pop_front() {
+            Some(m) => {
+                let len = s.messages.len();
+                while len > s.overload_threshold {
+                    s.overload = len;
+                    s.overload_threshold *= 2;
+                }
+                Some((m, len))
+            }
+            None => {
+                s.overload_threshold = OVERLOAD_THRESHOLD;
+                s.in_global = false;
+                None
+            }
+        }
+    }
+
+    /// Refuse further pushes and take every queued message (the service is gone).
+    pub fn close(&self) -> VecDeque<Message> {
+        let mut s = self.state.lock();
+        s.dead = true;
+        std::mem::take(&mut s.messages)
+    }
+
+    /// Mark the queue scheduled if it is idle; true when the caller must schedule it.
+    pub fn claim_schedule(&self) -> bool {
+        let mut s = self.state.lock();
+        if s.in_global {
+            false
+        } else {
+            s.in_global = true;
+            true
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The length recorded at the last overload crossing (reported once), or 0.
+    pub fn take_overload(&self) -> usize {
+        let mut s = self.state.lock();
+        std::mem::take(&mut s.overload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(session: i32) -> Message {
+        Message::new(1, session, 0, std::ptr::null_mut(), 0)
+    }
+
+    #[test]
+    fn fifo_and_scheduling_flag() {
+        let q = MessageQueue::new();
+        // New queues start scheduled (init in progress).
+        assert!(matches!(q.push(m(1)), Ok(Pushed::Queued)));
+        assert_eq!(q.pop().unwrap().0.session, 1);
+        assert!(q.pop().is_none()); // clears the flag
+        assert!(matches!(q.push(m(2)), Ok(Pushed::Schedule)));
+        assert!(matches!(q.push(m(3)), Ok(Pushed::Queued)));
+        let (first, left) = q.pop().unwrap();
+        assert_eq!((first.session, left), (2, 1));
+        assert_eq!(q.pop().unwrap().0.session, 3);
+        assert!(q.pop().is_none());
+        assert!(q.claim_schedule());
+        assert!(!q.claim_schedule());
+        let _ = q.push(m(4));
+        assert_eq!(q.close().len(), 1);
+        assert!(q.push(m(5)).is_err());
+    }
+
+    #[test]
+    fn overload_threshold_doubles_and_resets() {
+        let q = MessageQueue::new();
+        for i in 0..3000 {
+            let _ = q.push(m(i));
+        }
+        q.pop();
+        assert_eq!(q.take_overload(), 2999); // crossed 1024 and 2048
+        assert_eq!(q.take_overload(), 0);
+        q.pop();
+        assert_eq!(q.take_overload(), 0); // threshold is 4096 now
+        while q.pop().is_some() {}
+        for i in 0..1100 {
+            let _ = q.push(m(i));
+        }
+        q.pop();
+        assert_eq!(q.take_overload(), 1099);
+    }
+}

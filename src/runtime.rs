@@ -1,0 +1,486 @@
+//! The runtime: the process-wide state every part reaches through [`get`], and the
+//! operations on services (launch, send, retire, destroy, log).
+//!
+//! Threads: `thread` workers ([`crate::scheduler`]), one timer thread ([`crate::timer`],
+//! which also turns SIGHUP/SIGTERM flags into messages), one monitor thread, and the
+//! socket thread. The main thread starts them and joins. The process ends when the last
+//! service is gone (the harbor sink excluded).
+
+use crate::context::Context;
+use crate::handle::HandleTable;
+use crate::message::{payload_free, payload_from, ptype, Message};
+use crate::mq::Pushed;
+use crate::scheduler::Scheduler;
+use crate::timer::{Timer, TimerEvent};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+pub struct Runtime {
+    pub harbor: u32,
+    pub handles: HandleTable<Context>,
+    pub scheduler: Scheduler,
+    pub timer: Timer,
+    pub profile: bool,
+    pub workers: usize,
+    live: AtomicUsize,
+    logger: AtomicU32,
+    exit_monitor: AtomicU32,
+    /// The native harbor service (remote-message sink), 0 until it starts.
+    pub harbor_service: AtomicU32,
+    clock: Instant,
+    pub sighup: AtomicBool,
+    pub sigterm: AtomicBool,
+    socket: OnceLock<Arc<crate::socket::SocketServer>>,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The runtime. Panics if called before [`init`] (a programming error, not input).
+pub fn get() -> &'static Runtime {
+    RUNTIME.get().expect("runtime not initialised")
+}
+
+/// The runtime if it exists (tests of modules run without one).
+pub fn try_get() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// Create the runtime. `harbor` is the node id, `workers` the worker count.
+pub fn init(harbor: u32, workers: usize, profile: bool) -> &'static Runtime {
+    RUNTIME.get_or_init(|| Runtime {
+        harbor,
+        handles: HandleTable::new(harbor),
+        scheduler: Scheduler::new(workers),
+        timer: Timer::new(),
+        profile,
+        workers,
+        live: AtomicUsize::new(0),
+        logger: AtomicU32::new(0),
+        exit_monitor: AtomicU32::new(0),
+        harbor_service: AtomicU32::new(0),
+        clock: Instant::now(),
+        sighup: AtomicBool::new(false),
+        sigterm: AtomicBool::new(false),
+        socket: OnceLock::new(),
+    })
+}
+
+/// The process's socket server.
+pub fn socket_server() -> &'static Arc<crate::socket::SocketServer> {
+    get().socket.get().expect("socket server not started")
+}
+
+/// Parse `:hex` (either case).
+pub fn parse_hex_address(s: &str) -> Option<u32> {
+    let h = s.strip_prefix(':')?;
+    if h.is_empty() || h.len() > 8 {
+        return None;
+    }
+    u32::from_str_radix(h, 16).ok()
+}
+
+/// Result of a send, mirroring upstream's return codes.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum SendError {
+    /// No such destination (−1).
+    NoDestination,
+    /// Payload too large (−2).
+    TooLarge,
+}
+
+impl Runtime {
+    pub fn install_socket_server(&self, s: Arc<crate::socket::SocketServer>) {
+        let _ = self.socket.set(s);
+    }
+
+    /// Nanoseconds on the runtime's monotonic clock.
+    #[inline]
+    pub fn clock_ns(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
+    pub fn live_services(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    pub fn logger_handle(&self) -> u32 {
+        self.logger.load(Ordering::Acquire)
+    }
+
+    pub fn set_logger(&self, handle: u32) {
+        self.logger.store(handle, Ordering::Release);
+    }
+
+    /// Send a log line from `source` to the logger (dropped when there is none).
+    pub fn log(&self, source: u32, text: &str) {
+        self.log_bytes(source, text.as_bytes());
+    }
+
+    pub fn log_bytes(&self, source: u32, text: &[u8]) {
+        let logger = self.logger_handle();
+        if logger == 0 {
+            return;
+        }
+        let msg = Message::new(source, 0, ptype::TEXT, payload_from(text), text.len());
+        let _ = self.push(logger, msg);
+    }
+
+    /// Push a message into `dest`'s queue; hands it back when `dest` is gone.
+    pub fn push(&self, dest: u32, msg: Message) -> Result<(), Message> {
+        match self.handles.grab(dest) {
+            Some(ctx) => self.push_to(&ctx, msg),
+            None => Err(msg),
+        }
+    }
+
+    /// Push into a known context's queue, scheduling it when it was idle.
+    pub fn push_to(&self, ctx: &Arc<Context>, msg: Message) -> Result<(), Message> {
+        match ctx.queue.push(msg)? {
+            Pushed::Schedule => self.scheduler.schedule(ctx.clone()),
+            Pushed::Queued => {}
+        }
+        Ok(())
+    }
+
+    /// Send from `from` (a service; its session counter serves ALLOCSESSION) with an
+    /// explicit `source` handle. `ty` may carry the DONTCOPY / ALLOCSESSION tags. On
+    /// DONTCOPY the payload is owned by the runtime from here on, success or not.
+    ///
+    /// Returns the session.
+    pub fn send(
+        &self,
+        from: Option<&Context>,
+        source: u32,
+        dest: u32,
+        ty: i32,
+        mut session: i32,
+        data: *mut u8,
+        size: usize,
+    ) -> Result<i32, SendError> {
+        let dontcopy = ty & ptype::TAG_DONTCOPY != 0;
+        let free_owned = |d: *mut u8| {
+            if dontcopy && !d.is_null() {
+                // SAFETY: ownership was handed over with DONTCOPY.
+                unsafe { payload_free(d) }
+            }
+        };
+        if size >= (1usize << 56) {
+            free_owned(data);
+            self.log(
+                source,
+                &format!("error: The message to {dest:x} is too large"),
+            );
+            return Err(SendError::TooLarge);
+        }
+        if ty & ptype::TAG_ALLOCSESSION != 0 {
+            session = from.map(|c| c.new_session()).unwrap_or(0);
+        }
+        let data = if dontcopy || data.is_null() {
+            data
+        } else {
+            // SAFETY: the caller lends `size` readable bytes.
+            payload_from(unsafe { std::slice::from_raw_parts(data, size) })
+        };
+        let ty8 = (ty & 0xff) as u8;
+        if dest == 0 {
+            if !data.is_null() {
+                unsafe { payload_free(data) };
+                self.log(source, "error: Destination address can't be 0");
+                return Err(SendError::NoDestination);
+            }
+            return Ok(session);
+        }
+        if let Some(me) = from {
+            if (ty8 == ptype::RESPONSE || ty8 == ptype::ERROR) && session > 0 {
+                // SAFETY: `from` is the calling service, running on its own worker.
+                unsafe { me.note_answered(dest, session) };
+            } else if source != me.handle() && session > 0 {
+                // A redirected request is now someone else's to answer.
+                unsafe { me.note_answered(source, session) };
+            }
+        }
+        let msg = Message::new(source, session, ty8, data, size);
+        match self.push(dest, msg) {
+            Ok(()) => Ok(session),
+            Err(mut m) => {
+                m.free();
+                Err(SendError::NoDestination)
+            }
+        }
+    }
+
+    /// Resolve a string address: `:hex`, `.name`, or a global name (routed to the
+    /// harbor). Returns None for an unknown local name.
+    pub fn resolve(&self, addr: &str) -> Option<Resolved> {
+        if let Some(h) = parse_hex_address(addr) {
+            return Some(Resolved::Handle(h));
+        }
+        if let Some(name) = addr.strip_prefix('.') {
+            return self.handles.find_name(name).map(Resolved::Handle);
+        }
+        if let Ok(n) = addr.parse::<u32>() {
+            return Some(Resolved::Handle(n));
+        }
+        Some(Resolved::Global)
+    }
+
+    /// Send to a string address (`skynet_sendname`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_name(
+        &self,
+        from: Option<&Context>,
+        source: u32,
+        addr: &str,
+        ty: i32,
+        session: i32,
+        data: *mut u8,
+        size: usize,
+    ) -> Result<i32, SendError> {
+        match self.resolve(addr) {
+            Some(Resolved::Handle(h)) => self.send(from, source, h, ty, session, data, size),
+            Some(Resolved::Global) => crate::services::harbor::send_global(
+                self, from, source, addr, ty, session, data, size,
+            ),
+            None => {
+                if ty & ptype::TAG_DONTCOPY != 0 && !data.is_null() {
+                    unsafe { payload_free(data) };
+                }
+                Err(SendError::NoDestination)
+            }
+        }
+    }
+
+    /// Launch `"<module> <args>"`; returns the new handle.
+    pub fn launch(&self, cmdline: &str) -> Option<u32> {
+        let (module, args) = split_launch(cmdline);
+        let Some(mut svc) = crate::services::create(module) else {
+            eprintln!("try open {module} failed : no such native module");
+            self.log(0, &format!("error: launch {module} FAILED"));
+            return None;
+        };
+        let ctx = self.handles.register(|h| Arc::new(Context::new(h)));
+        self.live.fetch_add(1, Ordering::SeqCst);
+        match svc.init(&ctx, args) {
+            Ok(()) => {
+                // SAFETY: the queue has not been scheduled yet; we are its only holder.
+                unsafe { ctx.install(svc) };
+                self.log(
+                    ctx.handle(),
+                    &format!("LAUNCH {} {}", module, args.unwrap_or("")),
+                );
+                if ctx.is_retired() {
+                    // Killed during init: let a worker drain it.
+                    self.scheduler.schedule(ctx.clone());
+                } else {
+                    self.scheduler.schedule(ctx.clone());
+                }
+                Some(ctx.handle())
+            }
+            Err(e) => {
+                if !e.is_empty() {
+                    self.log(ctx.handle(), &e);
+                }
+                self.log(ctx.handle(), &format!("error: launch {module} FAILED"));
+                self.handles.retire(ctx.handle());
+                ctx.mark_retired();
+                drop(svc);
+                self.destroy(&ctx);
+                None
+            }
+        }
+    }
+
+    /// Retire `handle`: unbind it and its names, tell the exit monitor, and schedule
+    /// its queue so a worker drains and releases it. False if it was not alive.
+    pub fn retire(&self, handle: u32) -> bool {
+        let Some(ctx) = self.handles.retire(handle) else {
+            return false;
+        };
+        ctx.mark_retired();
+        let monitor = self.exit_monitor.load(Ordering::Acquire);
+        if monitor != 0 {
+            let _ = self.send(
+                None,
+                handle,
+                monitor,
+                ptype::CLIENT as i32,
+                0,
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+        if ctx.queue.claim_schedule() {
+            self.scheduler.schedule(ctx);
+        }
+        true
+    }
+
+    /// Final teardown of a retired service, by the thread holding its queue: answer
+    /// everything it owes with errors, drop its instance, and end the process when it
+    /// was the last service.
+    pub fn destroy(&self, ctx: &Arc<Context>) {
+        let handle = ctx.handle();
+        let queued = ctx.queue.close();
+        // SAFETY: the caller holds the queue.
+        let owed = unsafe { ctx.take_pending() };
+        for mut msg in queued {
+            if msg.source != 0 {
+                let _ = self.send(
+                    None,
+                    handle,
+                    msg.source,
+                    ptype::ERROR as i32,
+                    msg.session,
+                    std::ptr::null_mut(),
+                    0,
+                );
+            }
+            msg.free();
+        }
+        for (source, session) in owed {
+            let _ = self.send(
+                None,
+                handle,
+                source,
+                ptype::ERROR as i32,
+                session,
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+        // SAFETY: as above.
+        let svc = unsafe { ctx.release_service() };
+        drop(svc);
+        *ctx.logfile.lock() = None;
+        if self.harbor_service.load(Ordering::Acquire) == handle {
+            return; // not counted
+        }
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.shutdown();
+        }
+    }
+
+    /// The harbor sink does not keep the process alive.
+    pub fn reserve_harbor(&self, handle: u32) {
+        self.harbor_service.store(handle, Ordering::Release);
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.shutdown();
+        }
+    }
+
+    /// Retire every service (`ABORT`, SIGTERM).
+    pub fn abort(&self) {
+        for ctx in self.handles.all() {
+            self.retire(ctx.handle());
+        }
+    }
+
+    fn shutdown(&self) {
+        if let Some(s) = self.socket.get() {
+            s.exit();
+        }
+        self.scheduler.quit();
+    }
+
+    pub fn set_exit_monitor(&self, handle: u32) {
+        self.exit_monitor.store(handle, Ordering::Release);
+    }
+
+    pub fn exit_monitor(&self) -> u32 {
+        self.exit_monitor.load(Ordering::Acquire)
+    }
+
+    /// Deliver one message to a service (on the worker holding its queue).
+    #[inline]
+    pub fn dispatch(&self, ctx: &Arc<Context>, msg: &mut Message) {
+        ctx.message_count.fetch_add(1, Ordering::Relaxed);
+        ctx.log_message(msg, self.timer.now());
+        // SAFETY: this worker holds the queue.
+        unsafe { ctx.note_request(msg) };
+        let start = if self.profile {
+            self.clock_ns().max(1)
+        } else {
+            0
+        };
+        ctx.running_since.store(start, Ordering::Relaxed);
+        let kept = match unsafe { ctx.service_mut() } {
+            Some(svc) => svc.dispatch(ctx, msg),
+            None => false,
+        };
+        if self.profile {
+            ctx.cpu_ns
+                .fetch_add(self.clock_ns() - start, Ordering::Relaxed);
+            ctx.running_since.store(0, Ordering::Relaxed);
+        }
+        if !kept {
+            msg.free();
+        }
+    }
+
+    /// A timer expired: tell its owner.
+    pub fn fire_timer(&self, ev: TimerEvent) {
+        let msg = Message::new(0, ev.session, ptype::RESPONSE, std::ptr::null_mut(), 0);
+        let _ = self.push(ev.handle, msg);
+    }
+
+    /// `TIMEOUT`: returns the session that will be answered after `ticks`.
+    pub fn timeout(&self, ctx: &Context, ticks: i64) -> i32 {
+        let session = ctx.new_session();
+        let ev = TimerEvent {
+            handle: ctx.handle(),
+            session,
+        };
+        if ticks <= 0 {
+            self.fire_timer(ev);
+        } else {
+            self.timer.add(ev, ticks as u64);
+        }
+        session
+    }
+}
+
+/// Where a string address leads.
+pub enum Resolved {
+    Handle(u32),
+    Global,
+}
+
+/// Split `"<module> <args>"` per core.md §4.2.
+pub fn split_launch(cmdline: &str) -> (&str, Option<&str>) {
+    match cmdline.find([' ', '\t', '\r', '\n']) {
+        Some(i) => {
+            let module = &cmdline[..i];
+            let rest = &cmdline[i + 1..];
+            let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+            (module, Some(&rest[..end]))
+        }
+        None => (cmdline, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_line_splitting() {
+        assert_eq!(
+            split_launch("snlua bootstrap"),
+            ("snlua", Some("bootstrap"))
+        );
+        assert_eq!(split_launch("snlua  x"), ("snlua", Some(" x")));
+        assert_eq!(split_launch("logger"), ("logger", None));
+        assert_eq!(split_launch("snlua a b\nrest"), ("snlua", Some("a b")));
+        assert_eq!(split_launch("x\ty"), ("x", Some("y")));
+    }
+
+    #[test]
+    fn hex_addresses() {
+        assert_eq!(parse_hex_address(":a"), Some(10));
+        assert_eq!(parse_hex_address(":0000000A"), Some(10));
+        assert_eq!(parse_hex_address("a"), None);
+        assert_eq!(parse_hex_address(":zz"), None);
+        assert_eq!(parse_hex_address(":"), None);
+    }
+}
