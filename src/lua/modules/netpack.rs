@@ -1,1 +1,368 @@
-//! skynet.netpack: 2-byte big-endian framing.
+//! `skynet.netpack` (2016 name `netpack`): 2-byte big-endian length framing over
+//! `PTYPE_SOCKET` messages (`socket.md` §5).
+//!
+//! # Design
+//!
+//! The queue is a full userdata holding one pointer to a Rust [`Queue`] (freed by
+//! `__gc`): per socket id a partial packet (or a lone first header byte), plus a FIFO
+//! of completed packets for `pop`. Completed packets are `payload_alloc` blocks owned by
+//! whoever pops them. `filter` always frees the DATA block it is given.
+//!
+//! # Invariants
+//!
+//! * Lua errors `longjmp`: every function raises only from a frame that holds no Rust
+//!   value with a destructor (messages are formatted, pushed, dropped, then raised).
+//! * The queue never holds a packet block twice; `clear` and `__gc` free everything.
+
+#![allow(non_snake_case)]
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{c_int, CStr};
+
+use mlua::ffi::{self, lua_State};
+
+use crate::message::{payload_alloc, payload_free};
+use crate::socket::{
+    SocketMessage, HEADER_SIZE, SOCKET_ACCEPT, SOCKET_CLOSE, SOCKET_CONNECT, SOCKET_DATA,
+    SOCKET_ERROR, SOCKET_WARNING,
+};
+
+const QUEUE_META: &CStr = c"skynet.netpack.queue";
+
+struct Partial {
+    /// A lone first length byte (the second has not arrived yet).
+    lone: Option<u8>,
+    buf: *mut u8,
+    need: usize,
+    got: usize,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        // SAFETY: buf is null or our payload block.
+        unsafe { payload_free(self.buf) };
+    }
+}
+
+struct Packet {
+    fd: i32,
+    buf: *mut u8,
+    size: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    partial: HashMap<i32, Partial>,
+    ready: VecDeque<Packet>,
+}
+
+impl Queue {
+    fn clear(&mut self) {
+        self.partial.clear();
+        for p in self.ready.drain(..) {
+            // SAFETY: our block.
+            unsafe { payload_free(p.buf) };
+        }
+    }
+
+    /// Feed `data` for `fd`; completed packets go to `ready`. Returns how many packets
+    /// completed and whether a partial one remains.
+    fn push_data(&mut self, fd: i32, data: &[u8]) -> (usize, bool) {
+        let mut done = 0;
+        let mut p = 0;
+        if let Some(mut part) = self.partial.remove(&fd) {
+            if let Some(hi) = part.lone {
+                if data.is_empty() {
+                    self.partial.insert(fd, part);
+                    return (0, true);
+                }
+                part.need = (hi as usize) << 8 | data[0] as usize;
+                part.lone = None;
+                part.buf = payload_alloc(part.need);
+                part.got = 0;
+                p = 1;
+            }
+            let take = (part.need - part.got).min(data.len() - p);
+            // SAFETY: buf holds need bytes; got + take <= need.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr().add(p), part.buf.add(part.got), take)
+            };
+            part.got += take;
+            p += take;
+            if part.got < part.need {
+                self.partial.insert(fd, part);
+                return (0, true);
+            }
+            let buf = std::mem::replace(&mut part.buf, std::ptr::null_mut());
+            self.ready.push_back(Packet {
+                fd,
+                buf,
+                size: part.need,
+            });
+            done += 1;
+        }
+        while p < data.len() {
+            let left = data.len() - p;
+            if left == 1 {
+                self.partial.insert(
+                    fd,
+                    Partial {
+                        lone: Some(data[p]),
+                        buf: std::ptr::null_mut(),
+                        need: 0,
+                        got: 0,
+                    },
+                );
+                return (done, true);
+            }
+            let need = (data[p] as usize) << 8 | data[p + 1] as usize;
+            p += 2;
+            let avail = (data.len() - p).min(need);
+            let buf = payload_alloc(need);
+            // SAFETY: buf holds need >= avail bytes.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().add(p), buf, avail) };
+            p += avail;
+            if avail < need {
+                self.partial.insert(
+                    fd,
+                    Partial {
+                        lone: None,
+                        buf,
+                        need,
+                        got: avail,
+                    },
+                );
+                return (done, true);
+            }
+            self.ready.push_back(Packet {
+                fd,
+                buf,
+                size: need,
+            });
+            done += 1;
+        }
+        (done, false)
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// The queue behind a queue userdata at `idx`, or null (nil / not a queue).
+unsafe fn queue_at(L: *mut lua_State, idx: c_int) -> *mut Queue {
+    let ud = ffi::luaL_testudata(L, idx, QUEUE_META.as_ptr()) as *mut *mut Queue;
+    if ud.is_null() {
+        std::ptr::null_mut()
+    } else {
+        *ud
+    }
+}
+
+unsafe extern "C-unwind" fn queue_gc(L: *mut lua_State) -> c_int {
+    let ud = ffi::luaL_testudata(L, 1, QUEUE_META.as_ptr()) as *mut *mut Queue;
+    if !ud.is_null() && !(*ud).is_null() {
+        drop(Box::from_raw(*ud));
+        *ud = std::ptr::null_mut();
+    }
+    0
+}
+
+/// Push a new queue userdata; returns its queue.
+unsafe fn new_queue(L: *mut lua_State) -> *mut Queue {
+    let ud = ffi::lua_newuserdatauv(L, std::mem::size_of::<*mut Queue>(), 0) as *mut *mut Queue;
+    *ud = std::ptr::null_mut();
+    if ffi::luaL_newmetatable(L, QUEUE_META.as_ptr()) != 0 {
+        ffi::lua_pushcfunction(L, queue_gc);
+        ffi::lua_setfield(L, -2, c"__gc".as_ptr());
+    }
+    ffi::lua_setmetatable(L, -2);
+    let q = Box::into_raw(Box::<Queue>::default());
+    *ud = q;
+    q
+}
+
+unsafe fn push_bytes(L: *mut lua_State, b: &[u8]) {
+    ffi::lua_pushlstring(L, b.as_ptr() as *const _, b.len());
+}
+
+unsafe fn push_packet(L: *mut lua_State, p: Packet) {
+    ffi::lua_pushinteger(L, p.fd as ffi::lua_Integer);
+    ffi::lua_pushlightuserdata(L, p.buf as *mut _);
+    ffi::lua_pushinteger(L, p.size as ffi::lua_Integer);
+}
+
+/// `filter(queue, msg, sz)` → `queue, type, ...`
+unsafe extern "C-unwind" fn lfilter(L: *mut lua_State) -> c_int {
+    let msg = ffi::lua_touserdata(L, 2) as *const u8;
+    let sz = ffi::luaL_checkinteger(L, 3) as usize;
+    if msg.is_null() || sz < HEADER_SIZE {
+        ffi::lua_settop(L, 1);
+        return 1;
+    }
+    let m = std::ptr::read_unaligned(msg as *const SocketMessage);
+    let text = std::slice::from_raw_parts(msg.add(HEADER_SIZE), sz - HEADER_SIZE);
+    // Keep (or create) the queue as the first result.
+    let mut q = queue_at(L, 1);
+    ffi::lua_settop(L, 1);
+    if q.is_null() {
+        ffi::lua_settop(L, 0);
+        q = new_queue(L);
+    }
+    let q = &mut *q;
+    match m.kind {
+        SOCKET_DATA => {
+            let data = if m.buffer.is_null() || m.ud <= 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(m.buffer, m.ud as usize)
+            };
+            let before = q.ready.len();
+            let (done, partial) = q.push_data(m.id, data);
+            payload_free(m.buffer);
+            if done == 1 && !partial && before == 0 {
+                let p = q.ready.pop_back().unwrap();
+                ffi::lua_pushstring(L, c"data".as_ptr());
+                push_packet(L, p);
+                return 5;
+            }
+            if done > 0 {
+                ffi::lua_pushstring(L, c"more".as_ptr());
+                return 2;
+            }
+            1
+        }
+        SOCKET_CLOSE => {
+            q.partial.remove(&m.id);
+            ffi::lua_pushstring(L, c"close".as_ptr());
+            ffi::lua_pushinteger(L, m.id as _);
+            3
+        }
+        SOCKET_ACCEPT => {
+            ffi::lua_pushstring(L, c"open".as_ptr());
+            ffi::lua_pushinteger(L, m.ud as _);
+            push_bytes(L, text);
+            4
+        }
+        SOCKET_ERROR => {
+            q.partial.remove(&m.id);
+            ffi::lua_pushstring(L, c"error".as_ptr());
+            ffi::lua_pushinteger(L, m.id as _);
+            push_bytes(L, text);
+            4
+        }
+        SOCKET_WARNING => {
+            ffi::lua_pushstring(L, c"warning".as_ptr());
+            ffi::lua_pushinteger(L, m.id as _);
+            ffi::lua_pushinteger(L, m.ud as _);
+            4
+        }
+        SOCKET_CONNECT => {
+            ffi::lua_pushstring(L, c"init".as_ptr());
+            ffi::lua_pushinteger(L, m.id as _);
+            push_bytes(L, text);
+            ffi::lua_pushinteger(L, m.ud as _);
+            5
+        }
+        _ => {
+            // UDP and unknown types: the data block (if any) is not ours to keep.
+            if !m.buffer.is_null() && m.kind == crate::socket::SOCKET_UDP {
+                payload_free(m.buffer);
+            }
+            1
+        }
+    }
+}
+
+/// `pop(queue)` → `fd, msg, sz` or nothing.
+unsafe extern "C-unwind" fn lpop(L: *mut lua_State) -> c_int {
+    let q = queue_at(L, 1);
+    if q.is_null() {
+        return 0;
+    }
+    match (*q).ready.pop_front() {
+        Some(p) => {
+            push_packet(L, p);
+            3
+        }
+        None => 0,
+    }
+}
+
+/// `pack(str)` / `pack(ptr, sz)` → `ptr, sz + 2`.
+unsafe extern "C-unwind" fn lpack(L: *mut lua_State) -> c_int {
+    let mut len = 0usize;
+    let src: *const u8 = if ffi::lua_type(L, 1) == ffi::LUA_TSTRING {
+        ffi::lua_tolstring(L, 1, &mut len) as *const u8
+    } else {
+        len = ffi::luaL_checkinteger(L, 2) as usize;
+        ffi::lua_touserdata(L, 1) as *const u8
+    };
+    if len >= 0x10000 {
+        return ffi::luaL_error(
+            L,
+            c"Invalid size (too long) of data : %d".as_ptr(),
+            len as c_int,
+        );
+    }
+    let out = payload_alloc(len + 2);
+    *out = (len >> 8) as u8;
+    *out.add(1) = len as u8;
+    if len > 0 && !src.is_null() {
+        std::ptr::copy_nonoverlapping(src, out.add(2), len);
+    }
+    ffi::lua_pushlightuserdata(L, out as *mut _);
+    ffi::lua_pushinteger(L, (len + 2) as _);
+    2
+}
+
+/// `clear(queue)`: free every partial and queued packet.
+unsafe extern "C-unwind" fn lclear(L: *mut lua_State) -> c_int {
+    let q = queue_at(L, 1);
+    if !q.is_null() {
+        (*q).clear();
+    }
+    0
+}
+
+/// `tostring(ptr, sz)`: copy into a string and free `ptr`.
+unsafe extern "C-unwind" fn ltostring(L: *mut lua_State) -> c_int {
+    let p = ffi::lua_touserdata(L, 1) as *mut u8;
+    if p.is_null() {
+        ffi::lua_pushstring(L, c"".as_ptr());
+        return 1;
+    }
+    let sz = ffi::luaL_checkinteger(L, 2) as usize;
+    ffi::lua_pushlstring(L, p as *const _, sz);
+    payload_free(p);
+    1
+}
+
+/// Push a table of `(name, function)` pairs.
+pub(crate) unsafe fn new_lib(L: *mut lua_State, funcs: &[(&CStr, ffi::lua_CFunction)]) {
+    ffi::lua_createtable(L, 0, funcs.len() as c_int);
+    for (name, f) in funcs {
+        ffi::lua_pushcfunction(L, *f);
+        ffi::lua_setfield(L, -2, name.as_ptr());
+    }
+}
+
+/// `require "skynet.netpack"` (also registered as `netpack`).
+///
+/// # Safety
+/// Called by Lua with a valid state.
+pub unsafe extern "C-unwind" fn luaopen_skynet_netpack(L: *mut lua_State) -> c_int {
+    new_lib(
+        L,
+        &[
+            (c"filter", lfilter),
+            (c"pop", lpop),
+            (c"pack", lpack),
+            (c"clear", lclear),
+            (c"tostring", ltostring),
+        ],
+    );
+    1
+}
