@@ -94,11 +94,7 @@ impl Scalars<'_> {
     }
     /// Remaining element count.
     pub fn remaining(&self) -> usize {
-        if self.width == 0 {
-            0
-        } else {
-            self.data.len() / self.width
-        }
+        self.data.len().checked_div(self.width).unwrap_or(0)
     }
     /// Next element as an integer.
     pub fn next_integer(&mut self) -> Option<i64> {
@@ -145,7 +141,7 @@ fn scalar_array<'a>(data: &'a [u8], field: &Field) -> Result<Scalars<'a>> {
             field.name()
         )));
     }
-    if (data.len() - 1) % width != 0 {
+    if !(data.len() - 1).is_multiple_of(width) {
         return Err(Error::decode(format!(
             "array {} payload of {} bytes is not a multiple of {width}",
             field.name(),

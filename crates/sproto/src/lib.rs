@@ -11,7 +11,7 @@
 //! * [`encode`]/[`decode`]: the wire codec, driven by callbacks ([`StructSource`],
 //!   [`StructSink`]) so bindings can read and write their native data directly;
 //! * [`value`]: a [`Value`] tree model with the reference Lua binding's coercion rules;
-//! * [`pack`]: 0-pack/unpack;
+//! * [`mod@pack`] — 0-pack/unpack;
 //! * [`rpc`]: package headers, sessions, request/response dispatch.
 //!
 //! Every function taking bytes from outside returns `Err` on malformed input; none

@@ -560,7 +560,7 @@ fn builtin(name: &str) -> Option<FieldType> {
 }
 
 /// Scope resolution of a field's type name used inside type `scope` (spec §2.4).
-fn resolve<'a>(index: &HashMap<&'a str, usize>, scope: &str, name: &str) -> Option<usize> {
+fn resolve(index: &HashMap<&str, usize>, scope: &str, name: &str) -> Option<usize> {
     let mut scope = scope;
     loop {
         if let Some(&i) = index.get(format!("{scope}.{name}").as_str()) {
