@@ -706,18 +706,18 @@ local function suspend_sleep(session, token)
 			c_trace(tag, "sleep", 3)
 		end
 	end
-	if sleep_session[token] ~= nil then
-		error "token duplicative"
-	end
 	session_id_coroutine[session] = running_thread
 	sleep_session[token] = session
 	return co_yield "SUSPEND"
 end
 
 function skynet.sleep(ti, token)
+	token = token or co_running()
+	if sleep_session[token] ~= nil then
+		error "token duplicative"
+	end
 	local session = c.intcommand("TIMEOUT", ti)
 	assert(session)
-	token = token or co_running()
 	local ok, ret = suspend_sleep(session, token)
 	sleep_session[token] = nil
 	if ok then
@@ -734,8 +734,11 @@ function skynet.yield()
 end
 
 function skynet.wait(token)
-	local session = c.genid()
 	token = token or co_running()
+	if sleep_session[token] ~= nil then
+		error "token duplicative"
+	end
+	local session = c.genid()
 	suspend_sleep(session, token)
 	sleep_session[token] = nil
 	session_id_coroutine[session] = nil

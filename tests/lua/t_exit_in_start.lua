@@ -1,0 +1,4 @@
+local skynet = require "skynet"
+skynet.start(function()
+	skynet.exit()
+end)

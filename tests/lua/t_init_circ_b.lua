@@ -1,0 +1,2 @@
+require "t_init_circ_a"
+return {}
