@@ -7,9 +7,15 @@ pub mod memory;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
+pub mod socketdriver;
 
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
 
 /// Modules of the socket and sproto layers, by `require` name.
-pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[];
+pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
+    (c"skynet.netpack", netpack::luaopen_skynet_netpack),
+    (c"netpack", netpack::luaopen_skynet_netpack),
+    (c"skynet.socketdriver", socketdriver::luaopen_skynet_socketdriver),
+    (c"socketdriver", socketdriver::luaopen_skynet_socketdriver),
+];

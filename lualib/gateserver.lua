@@ -1,0 +1,2 @@
+-- 2016 module name of snax.gateserver.
+return require "snax.gateserver"

@@ -1,0 +1,2 @@
+-- 2016 module name of skynet.socket.
+return require "skynet.socket"

@@ -1,0 +1,306 @@
+//! End-to-end socket tests through the real binary: Lua services using
+//! `skynet.socket`, `snax.gateserver` and `service/gate.lua`, driven by Rust clients.
+
+mod common;
+
+use common::{config_text, Skynet, TempDir};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Boot skynet with `main.lua` = `main` plus extra service files; returns the port the
+/// main service logs as `PORT <n>`.
+fn boot(main: &str, extra: &[(&str, &str)]) -> (TempDir, Skynet, u16) {
+    let dir = TempDir::new("sock");
+    dir.write("main.lua", main);
+    for (name, src) in extra {
+        dir.write(name, src);
+    }
+    let conf = dir.write("config", &config_text(dir.path(), "main", ""));
+    let mut sk = Skynet::start(&conf, dir.path());
+    let line = sk.wait_for("PORT ", TIMEOUT);
+    let port = line.rsplit("PORT ").next().unwrap().trim().parse().unwrap();
+    (dir, sk, port)
+}
+
+fn connect(port: u16) -> TcpStream {
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.set_nodelay(true).unwrap();
+    c
+}
+
+fn read_n(c: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    c.read_exact(&mut b).unwrap();
+    b
+}
+
+const ECHO: &str = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local id, ip, port = socket.listen("127.0.0.1", 0)
+    skynet.error("LISTEN " .. ip)
+    socket.start(id, function(fd, addr)
+        skynet.error("ACCEPT " .. addr)
+        socket.start(fd)
+        skynet.fork(function()
+            while true do
+                local d = socket.read(fd)
+                if not d then break end
+                socket.write(fd, d)
+            end
+            socket.close(fd)
+            skynet.error("CLOSED " .. fd)
+        end)
+    end)
+    skynet.error("PORT " .. port)
+end)
+"#;
+
+#[test]
+fn echo() {
+    let (_d, mut sk, port) = boot(ECHO, &[]);
+    sk.wait_for("LISTEN 127.0.0.1", TIMEOUT);
+    let mut c = connect(port);
+    sk.wait_for("ACCEPT 127.0.0.1:", TIMEOUT);
+    c.write_all(b"hello").unwrap();
+    assert_eq!(read_n(&mut c, 5), b"hello");
+    // A bigger payload, echoed while it is still being written.
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut w = c.try_clone().unwrap();
+    let b2 = big.clone();
+    let t = std::thread::spawn(move || w.write_all(&b2).unwrap());
+    assert_eq!(read_n(&mut c, big.len()), big);
+    t.join().unwrap();
+    // Round trips.
+    let n = 3000;
+    let start = Instant::now();
+    for _ in 0..n {
+        c.write_all(&[7u8; 64]).unwrap();
+        read_n(&mut c, 64);
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    eprintln!("lua echo: {rate:.0} round trips/s (64 bytes, one connection)");
+    drop(c);
+    sk.wait_for("CLOSED ", TIMEOUT);
+}
+
+#[test]
+fn readline_and_fixed_reads() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local id, _, port = socket.listen("127.0.0.1", 0)
+    socket.start(id, function(fd)
+        socket.start(fd)
+        skynet.fork(function()
+            while true do
+                local line, rest = socket.readline(fd)
+                if not line then
+                    skynet.error("EOF rest=" .. rest)
+                    break
+                end
+                local n = line:match("^size (%d+)$")
+                if n then
+                    local body = socket.read(fd, tonumber(n))
+                    socket.write(fd, "fixed:" .. body .. "\n")
+                else
+                    socket.write(fd, "got:" .. line .. "\n")
+                end
+            end
+            socket.close(fd)
+        end)
+    end)
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let (_d, mut sk, port) = boot(main, &[]);
+    let mut c = connect(port);
+    c.write_all(b"a\nb\r").unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    c.write_all(b"c\n").unwrap();
+    assert_eq!(read_n(&mut c, 13), b"got:a\ngot:b\rc\n"[..13].to_vec());
+    let _ = read_n(&mut c, 1);
+    c.write_all(b"size 5\nab").unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    c.write_all(b"cde").unwrap();
+    assert_eq!(read_n(&mut c, 12), b"fixed:abcde\n");
+    c.write_all(b"tail").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    sk.wait_for("EOF rest=tail", TIMEOUT);
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn peer_reset_mid_read_and_limit() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local id, _, port = socket.listen("127.0.0.1", 0)
+    local n = 0
+    socket.start(id, function(fd)
+        n = n + 1
+        socket.start(fd)
+        if n == 1 then
+            skynet.fork(function()
+                local ok, rest = socket.read(fd, 100)
+                skynet.error("READ " .. tostring(ok) .. " " .. #rest)
+                socket.close(fd)
+            end)
+        else
+            socket.limit(fd, 1000)
+            skynet.fork(function()
+                local line = socket.readline(fd)
+                skynet.error("LIMIT " .. tostring(line))
+                socket.close(fd)
+            end)
+        end
+    end)
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let (_d, mut sk, port) = boot(main, &[]);
+    let mut c = connect(port);
+    c.write_all(b"0123456789").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    sk.wait_for("READ false", TIMEOUT);
+
+    let mut c = connect(port);
+    c.write_all(&[b'x'; 5000]).unwrap();
+    sk.wait_for("socket buffer overflow: fd=", TIMEOUT);
+    sk.wait_for("LIMIT false", TIMEOUT);
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+}
+
+#[test]
+fn abandon_and_start_in_another_service() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local id, _, port = socket.listen("127.0.0.1", 0)
+    socket.start(id, function(fd)
+        socket.start(fd)
+        local hello = socket.read(fd, 5)
+        socket.abandon(fd)
+        local b = skynet.newservice("sock_b")
+        local ok = skynet.call(b, "lua", fd)
+        socket.write(fd, "moved:" .. hello .. ":" .. tostring(ok) .. "\n")
+    end)
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let b = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    skynet.dispatch("lua", function(_, _, fd)
+        local ok = socket.start(fd)
+        skynet.ret(skynet.pack(ok == fd))
+        skynet.fork(function()
+            while true do
+                local d = socket.read(fd)
+                if not d then break end
+                socket.write(fd, "B:" .. d)
+            end
+            socket.close(fd)
+            skynet.error("B CLOSED")
+        end)
+    end)
+end)
+"#;
+    let (_d, mut sk, port) = boot(main, &[("sock_b.lua", b)]);
+    let mut c = connect(port);
+    c.write_all(b"hello").unwrap();
+    assert_eq!(read_n(&mut c, 17), b"moved:hello:true\n");
+    c.write_all(b"world").unwrap();
+    assert_eq!(read_n(&mut c, 7), b"B:world");
+    drop(c);
+    sk.wait_for("B CLOSED", TIMEOUT);
+}
+
+fn framed(s: &[u8]) -> Vec<u8> {
+    let mut v = (s.len() as u16).to_be_bytes().to_vec();
+    v.extend_from_slice(s);
+    v
+}
+
+fn read_frame(c: &mut TcpStream) -> Vec<u8> {
+    let h = read_n(c, 2);
+    read_n(c, u16::from_be_bytes([h[0], h[1]]) as usize)
+}
+
+#[test]
+fn gate_open_data_forward_close() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+local gate, agent
+local n = 0
+skynet.start(function()
+    skynet.dispatch("lua", function(_, _, cmd, sub, fd, arg)
+        assert(cmd == "socket")
+        skynet.error("WATCHDOG " .. sub .. " " .. tostring(fd))
+        if sub == "open" then
+            n = n + 1
+            if n == 1 then
+                skynet.call(gate, "lua", "accept", fd)
+            else
+                skynet.call(gate, "lua", "forward", fd, 0, agent)
+            end
+        elseif sub == "data" then
+            socket.write(fd, string.pack(">s2", "watchdog:" .. arg))
+        end
+    end)
+    agent = skynet.newservice("gate_agent")
+    gate = skynet.newservice("gate")
+    local addr, port = skynet.call(gate, "lua", "open", { address = "127.0.0.1", port = 0 })
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let agent = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.register_protocol {
+    name = "client",
+    id = skynet.PTYPE_CLIENT,
+    unpack = skynet.tostring,
+    dispatch = function(fd, _, msg)
+        socket.write(fd, string.pack(">s2", "agent:" .. msg))
+    end,
+}
+skynet.start(function() end)
+"#;
+    let (_d, mut sk, port) = boot(main, &[("gate_agent.lua", agent)]);
+    sk.wait_for("Listen on", TIMEOUT);
+    // First client: accept mode, packets go to the watchdog.
+    let mut a = connect(port);
+    sk.wait_for("WATCHDOG open", TIMEOUT);
+    let mut two = framed(b"one");
+    two.extend(framed(b"two"));
+    a.write_all(&two[..4]).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    a.write_all(&two[4..]).unwrap();
+    assert_eq!(read_frame(&mut a), b"watchdog:one");
+    assert_eq!(read_frame(&mut a), b"watchdog:two");
+    // Second client: forwarded to the agent as PTYPE_CLIENT with session = fd.
+    let mut b = connect(port);
+    b.write_all(&framed(b"hi")).unwrap();
+    assert_eq!(read_frame(&mut b), b"agent:hi");
+    drop(a);
+    drop(b);
+    sk.wait_for("WATCHDOG close", TIMEOUT);
+}
