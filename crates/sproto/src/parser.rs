@@ -750,12 +750,5 @@ fn make_field(
             return Err((f.pos, format!("map key suffix on builtin array {}", f.name)));
         }
     }
-    Ok(Field {
-        name: f.name.clone(),
-        tag: f.tag as u32,
-        ty,
-        precision,
-        scale: 10i64.pow(precision.unwrap_or(0)),
-        container,
-    })
+    Ok(Field::new(f.name.clone(), f.tag as u32, ty, precision, container))
 }

@@ -17,6 +17,7 @@
 //! `from_bundle(b)?.to_bundle() == b` for every parser-produced bundle.
 
 use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 
 use crate::error::{Error, Result};
 use crate::raw::{Blobs, RawFields, RawValue};
@@ -80,6 +81,8 @@ pub enum Container {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
     pub(crate) name: String,
+    /// `name` NUL-terminated, for C APIs (`lua_getfield`) without per-call allocation.
+    pub(crate) c_name: CString,
     pub(crate) tag: u32,
     pub(crate) ty: FieldType,
     pub(crate) precision: Option<u32>,
@@ -88,8 +91,31 @@ pub struct Field {
 }
 
 impl Field {
+    /// Builds a field; `name` must not contain NUL bytes.
+    pub(crate) fn new(
+        name: String,
+        tag: u32,
+        ty: FieldType,
+        precision: Option<u32>,
+        container: Container,
+    ) -> Field {
+        let c_name = CString::new(name.as_bytes()).expect("field names contain no NUL");
+        Field {
+            name,
+            c_name,
+            tag,
+            ty,
+            precision,
+            scale: 10i64.pow(precision.unwrap_or(0)),
+            container,
+        }
+    }
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// The name as a NUL-terminated C string.
+    pub fn c_name(&self) -> &CStr {
+        &self.c_name
     }
     pub fn tag(&self) -> u32 {
         self.tag
@@ -252,6 +278,9 @@ fn bad(detail: impl Into<String>) -> Error {
 }
 
 fn utf8_name(bytes: &[u8]) -> Result<String> {
+    if bytes.contains(&0) {
+        return Err(bad("name contains a NUL byte"));
+    }
     String::from_utf8(bytes.to_vec()).map_err(|_| bad("name is not UTF-8"))
 }
 
@@ -316,14 +345,7 @@ fn read_field(record: &[u8]) -> Result<RawField> {
         Container::Single
     };
     Ok(RawField {
-        field: Field {
-            name,
-            tag,
-            ty,
-            precision,
-            scale: 10i64.pow(precision.unwrap_or(0)),
-            container,
-        },
+        field: Field::new(name, tag, ty, precision, container),
         struct_index,
         key_tag,
         map,

@@ -8,6 +8,7 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+pub mod sproto;
 
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
