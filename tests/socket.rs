@@ -304,3 +304,59 @@ skynet.start(function() end)
     drop(b);
     sk.wait_for("WATCHDOG close", TIMEOUT);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn native_gate() {
+    let port = free_port();
+    let main = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local gate
+local function raw(m) return m end
+skynet.register_protocol { name = "client", id = skynet.PTYPE_CLIENT, pack = raw }
+skynet.register_protocol {
+    name = "text",
+    id = skynet.PTYPE_TEXT,
+    pack = raw,
+    unpack = skynet.tostring,
+    dispatch = function(session, _, msg)
+        local id, what, rest = msg:match("^(%d+) (%a+) ?(.*)$")
+        id = tonumber(id)
+        skynet.error("NATIVE " .. what .. " " .. id .. " session=" .. session)
+        if what == "open" then
+            skynet.error("OPEN TEXT " .. msg)
+            skynet.send(gate, "text", "start " .. id)
+        elseif what == "data" then
+            skynet.send(gate, "client", string.pack(">s2", "echo:" .. rest) .. string.pack("<i4", id))
+        end
+    end,
+}
+skynet.start(function()
+    gate = skynet.launch("gate", "S", skynet.address(skynet.self()), "127.0.0.1:PORTNUM", 0, 10)
+    skynet.error("PORT PORTNUM")
+end)
+"#
+    .replace("PORTNUM", &port.to_string());
+    let (_d, mut sk, port) = boot(&main, &[]);
+    let mut c = connect(port);
+    let open = sk.wait_for("OPEN TEXT ", TIMEOUT);
+    assert!(open.contains(" open ") && open.ends_with(":0"), "{open}");
+    c.write_all(&framed(b"abc")).unwrap();
+    assert_eq!(read_frame(&mut c), b"echo:abc");
+    let mut two = framed(b"x");
+    two.extend(framed(b"yz"));
+    c.write_all(&two).unwrap();
+    assert_eq!(read_frame(&mut c), b"echo:x");
+    assert_eq!(read_frame(&mut c), b"echo:yz");
+    drop(c);
+    sk.wait_for("NATIVE close", TIMEOUT);
+    assert!(sk.log().contains("socket open: "), "{}", sk.log());
+}

@@ -9,6 +9,7 @@ use crate::context::Context;
 use crate::message::Message;
 use std::sync::Arc;
 
+pub mod gate;
 pub mod harbor;
 pub mod logger;
 pub mod snlua;
@@ -36,6 +37,7 @@ pub fn create(name: &str) -> Option<Box<dyn NativeService>> {
         "snlua" => Some(Box::new(snlua::Snlua::new())),
         "logger" => Some(Box::new(logger::Logger::new())),
         "harbor" => Some(Box::new(harbor::Harbor::new())),
+        "gate" => Some(Box::new(gate::Gate::new())),
         _ => None,
     }
 }
