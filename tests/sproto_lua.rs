@@ -575,3 +575,57 @@ fn errors_leave_the_state_usable_and_reentrancy_is_safe() {
     assert_eq!(r["after"], "1");
     assert!(r["decodeerr"].starts_with("decode error"), "{r:?}");
 }
+
+/// Throughput of the Lua path (`sp:pencode` / `sp:pdecode` from and to Lua tables).
+/// Run with `cargo test --release --test sproto_lua -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn lua_throughput() {
+    let lua = lua();
+    let report: String = lua
+        .load(
+            r#"
+            local c2s = sproto.parse [[
+                .package { type 0 : integer  session 1 : integer  ud 2 : string }
+                signin 3 { request { userid 0 : string } response { ok 0 : boolean } }
+            ]]
+            local game = sproto.parse [[
+                .Item { id 0 : integer  name 1 : string  count 2 : integer  price 3 : double  tags 4 : *string }
+                .Player { id 0 : integer  name 1 : string  level 2 : integer  online 3 : boolean
+                          pos 4 : *integer  gold 5 : integer(2)  items 6 : *Item }
+            ]]
+            local items = {}
+            for i = 0, 11 do
+                items[#items + 1] = { id = 1000 + i, name = "item-number-" .. i, count = i * 3,
+                                      price = i * 1.25, tags = { "rare", "tradable" } }
+            end
+            local player = { id = 123456789, name = "a player with a longish name", level = 42,
+                             online = true, pos = { 100, -200, 300 }, gold = 12345.67, items = items }
+            local out = {}
+            local function bench(label, sp, ty, value)
+                local packed = sp:pencode(ty, value)
+                local n, t0 = 0, os.clock()
+                repeat
+                    for _ = 1, 1000 do sp:pencode(ty, value) end
+                    n = n + 1000
+                until os.clock() - t0 > 0.7
+                local enc = n / (os.clock() - t0)
+                n, t0 = 0, os.clock()
+                repeat
+                    for _ = 1, 1000 do sp:pdecode(ty, packed) end
+                    n = n + 1000
+                until os.clock() - t0 > 0.7
+                local dec = n / (os.clock() - t0)
+                local size = #sp:encode(ty, value)
+                out[#out + 1] = string.format("%-8s %5d B: pencode %9.0f msg/s (%6.1f MB/s), pdecode %9.0f msg/s (%6.1f MB/s)",
+                    label, size, enc, enc * size / 1e6, dec, dec * size / 1e6)
+            end
+            bench("signin", c2s, "signin.request", { userid = "alice" })
+            bench("nested", game, "Player", player)
+            return table.concat(out, "\n")
+            "#,
+        )
+        .eval()
+        .unwrap();
+    println!("{report}");
+}

@@ -827,7 +827,7 @@ unsafe extern "C-unwind" fn ldefault(L: *mut lua_State) -> c_int {
 unsafe fn slot_arg(L: *mut lua_State, idx: c_int) -> usize {
     let slot = ffi::luaL_optinteger(L, idx, 0);
     if !(0..GLOBAL_SLOTS as i64).contains(&slot) {
-        ffi::luaL_error(L, c"Invalid global slot index %d".as_ptr(), slot as c_int);
+        ffi::luaL_error(L, c"Invalid global slot index %I".as_ptr(), slot);
     }
     slot as usize
 }
