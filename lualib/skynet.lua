@@ -18,7 +18,6 @@ local error = error
 local pcall = pcall
 local select = select
 local pairs = pairs
-local next = next
 local format = string.format
 local traceback = debug.traceback
 

@@ -57,7 +57,7 @@ T.run(function()
 	-- ignoreret: the caller would wait forever; use a send
 	skynet.send(peer, "lua", "ignore")
 	skynet.send(peer, "lua", "forget")	-- session 0: no warning
-	skynet.fork(function() skynet.call(peer, "lua", "forget") end)	-- warning in the log
+	skynet.fork(function() pcall(skynet.call, peer, "lua", "forget") end)	-- warning in the log
 
 	-- call to an address that never existed / a dead service
 	T.errors("invalid address", "call to invalid address :00ffffff", skynet.call, 0xffffff, "lua", "x")
