@@ -46,6 +46,9 @@ skynet.start(function()
     skynet.error("LISTEN " .. ip)
     socket.start(id, function(fd, addr)
         skynet.error("ACCEPT " .. addr)
+        for _, e in ipairs(socket.netstat()) do
+            if e.type == "LISTEN" then skynet.error("NETSTAT LISTEN " .. e.sock .. " " .. e.accept) end
+        end
         socket.start(fd)
         skynet.fork(function()
             while true do
@@ -67,6 +70,7 @@ fn echo() {
     sk.wait_for("LISTEN 127.0.0.1", TIMEOUT);
     let mut c = connect(port);
     sk.wait_for("ACCEPT 127.0.0.1:", TIMEOUT);
+    sk.wait_for(&format!("NETSTAT LISTEN 127.0.0.1:{port} 1"), TIMEOUT);
     c.write_all(b"hello").unwrap();
     assert_eq!(read_n(&mut c, 5), b"hello");
     // A bigger payload, echoed while it is still being written.

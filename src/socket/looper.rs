@@ -55,6 +55,11 @@ struct Sock {
     wb_size: usize,
     warn_size: usize,
     rsize: usize,
+    rbytes: u64,
+    wbytes: u64,
+    rtime: u64,
+    wtime: u64,
+    accepts: u64,
 }
 
 impl Sock {
@@ -79,6 +84,11 @@ impl Sock {
             wb_size: 0,
             warn_size: 0,
             rsize: RSIZE_INIT,
+            rbytes: 0,
+            wbytes: 0,
+            rtime: 0,
+            wtime: 0,
+            accepts: 0,
         })
     }
     fn reading(&self) -> bool {
@@ -359,6 +369,11 @@ impl Looper {
                     }
                     self.insert(Sock::new(nid, owner, Kind::Tcp, fd, Some(own)));
                     self.set_state(nid, |st| st.state = State::PAccept);
+                    let now = self.srv.now_cs();
+                    if let Some(l) = self.get(id) {
+                        l.accepts += 1;
+                        l.rtime = now;
+                    }
                     let text = peer
                         .map(|a| format!("{}:{}", a.ip(), a.port()))
                         .unwrap_or_default();
@@ -406,6 +421,7 @@ impl Looper {
     }
 
     fn read_tcp(&mut self, id: i32) -> After {
+        let now = self.srv.now_cs();
         let s = self.get(id).unwrap();
         let cap = s.rsize;
         let fd = s.fd;
@@ -428,6 +444,8 @@ impl Looper {
                 After::Keep
             }
             Io::Done(n) => {
+                s.rbytes += n as u64;
+                s.rtime = now;
                 let mut buf = buf;
                 if cap - n >= 4096 && n <= cap / 4 {
                     // SAFETY: shrinking our malloc block; realloc never fails to shrink
@@ -521,6 +539,7 @@ impl Looper {
 
     /// Write queued output until the kernel pushes back or the lists are empty.
     fn flush(&mut self, id: i32) {
+        let now = self.srv.now_cs();
         let s = self.get(id).unwrap();
         let fd = s.fd;
         let kind = s.kind;
@@ -557,6 +576,8 @@ impl Looper {
             match r {
                 Io::Done(mut n) => {
                     s.wb_size -= n.min(s.wb_size);
+                    s.wbytes += n as u64;
+                    s.wtime = now;
                     while n > 0 {
                         let front = list.front_mut().unwrap();
                         let left = front.rest().len();
@@ -628,11 +649,58 @@ impl Looper {
         }
     }
 
+    fn info(&self) -> Vec<SocketInfo> {
+        let mut out = Vec::new();
+        for s in self.socks.iter().flatten() {
+            let (dw_bytes, dw_time) = {
+                let st = self.srv.slot(s.id).0.lock();
+                (st.dw_bytes, st.dw_time)
+            };
+            let sref = s.own.as_ref().map(socket2::SockRef::from);
+            let fmt =
+                |a: Option<std::net::SocketAddr>| a.map(|a| format!("{}:{}", a.ip(), a.port()));
+            let mut i = SocketInfo {
+                id: s.id,
+                owner: s.owner,
+                kind: match s.kind {
+                    _ if s.closing || s.write_shut => "CLOSING",
+                    Kind::Listen => "LISTEN",
+                    Kind::Tcp => "TCP",
+                    Kind::Udp => "UDP",
+                    Kind::Bind => "BIND",
+                },
+                read: s.rbytes,
+                write: s.wbytes + dw_bytes,
+                wbuffer: s.wb_size as u64,
+                rtime: s.rtime,
+                wtime: s.wtime.max(dw_time),
+                reading: s.reading(),
+                writing: !s.out_empty(),
+                ..Default::default()
+            };
+            if s.kind == Kind::Listen {
+                i.accept = s.accepts;
+                i.sock = fmt(sref
+                    .and_then(|r| r.local_addr().ok())
+                    .and_then(|a| a.as_socket()));
+            } else if s.kind == Kind::Tcp {
+                i.peer = fmt(sref
+                    .and_then(|r| r.peer_addr().ok())
+                    .and_then(|a| a.as_socket()));
+            }
+            out.push(i);
+        }
+        out
+    }
+
     // ------------------------------------------------------------------ requests
 
     fn request(&mut self, r: Req) {
         match r {
             Req::Exit => self.exiting = true,
+            Req::Info(tx) => {
+                let _ = tx.send(self.info());
+            }
             Req::Listen { id, owner, fd } => {
                 let raw = fd.as_raw_fd();
                 if let Err(e) = self.register(raw, id, Interest::READABLE) {

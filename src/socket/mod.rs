@@ -206,9 +206,34 @@ pub(crate) struct SlotState {
     pub queued: u32,
     pub wb_nonempty: bool,
     pub v6: bool,
+    /// Bytes written directly by callers, and when (centiseconds, see [`SocketInfo`]).
+    pub dw_bytes: u64,
+    pub dw_time: u64,
 }
 
 pub(crate) struct Slot(pub Mutex<SlotState>);
+
+/// One socket as seen by `info()` (`socket.md` §3.4). Times are centiseconds since
+/// the socket server started (the process start, give or take a few ms).
+#[derive(Debug, Clone, Default)]
+pub struct SocketInfo {
+    pub id: i32,
+    pub owner: u32,
+    /// `"LISTEN"`, `"TCP"`, `"UDP"`, `"BIND"` or `"CLOSING"`.
+    pub kind: &'static str,
+    pub read: u64,
+    pub write: u64,
+    pub wbuffer: u64,
+    pub rtime: u64,
+    pub wtime: u64,
+    pub reading: bool,
+    pub writing: bool,
+    pub accept: u64,
+    /// Local address of a listener, `ip:port`.
+    pub sock: Option<String>,
+    /// Peer of a TCP socket, `ip:port`.
+    pub peer: Option<String>,
+}
 
 /// Requests executed by the socket thread.
 pub(crate) enum Req {
@@ -249,6 +274,7 @@ pub(crate) enum Req {
         owner: u32,
         fd: RawFd,
     },
+    Info(std::sync::mpsc::Sender<Vec<SocketInfo>>),
     Exit,
 }
 
@@ -259,6 +285,7 @@ pub struct SocketServer {
     reqs: Mutex<Vec<Req>>,
     waker: mio::Waker,
     thread: Mutex<Option<JoinHandle<()>>>,
+    born: std::time::Instant,
 }
 
 pub(crate) fn slot_of(id: i32) -> usize {
@@ -334,6 +361,8 @@ impl SocketServer {
                     queued: 0,
                     wb_nonempty: false,
                     v6: false,
+                    dw_bytes: 0,
+                    dw_time: 0,
                 }))
             })
             .collect::<Vec<_>>()
@@ -341,6 +370,7 @@ impl SocketServer {
         let srv = Arc::new(SocketServer {
             slots,
             next_id: AtomicI32::new(0),
+            born: std::time::Instant::now(),
             reqs: Mutex::new(Vec::new()),
             waker,
             thread: Mutex::new(None),
@@ -400,6 +430,8 @@ impl SocketServer {
                 st.queued = 0;
                 st.wb_nonempty = false;
                 st.v6 = v6;
+                st.dw_bytes = 0;
+                st.dw_time = 0;
                 return Some(id);
             }
         }
@@ -506,8 +538,16 @@ impl SocketServer {
             State::Connected if st.queued == 0 && !st.wb_nonempty => {
                 let bytes = data.bytes();
                 let off = match sys::write(st.fd, bytes) {
-                    sys::Io::Done(n) if n == bytes.len() => return true,
-                    sys::Io::Done(n) => n,
+                    sys::Io::Done(n) if n == bytes.len() => {
+                        st.dw_bytes += n as u64;
+                        st.dw_time = self.now_cs();
+                        return true;
+                    }
+                    sys::Io::Done(n) => {
+                        st.dw_bytes += n as u64;
+                        st.dw_time = self.now_cs();
+                        n
+                    }
                     // Errors are left for the socket thread to meet and report.
                     _ => 0,
                 };
@@ -611,6 +651,19 @@ impl SocketServer {
             low: false,
         });
         true
+    }
+
+    /// Centiseconds since the server started (the clock of [`SocketInfo`] times).
+    pub fn now_cs(&self) -> u64 {
+        (self.born.elapsed().as_millis() / 10) as u64
+    }
+
+    /// A snapshot of every socket (`netstat`); empty if the socket thread is gone.
+    pub fn info(&self) -> Vec<SocketInfo> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.push(Req::Info(tx));
+        rx.recv_timeout(std::time::Duration::from_secs(2))
+            .unwrap_or_default()
     }
 
     /// Number of sockets currently allocated (for tests and `info`).

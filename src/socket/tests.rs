@@ -141,6 +141,18 @@ fn ids_count_from_one_and_listen_accept_start() {
     let mut back = [0u8; 5];
     c.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"hello");
+    // netstat
+    let info = srv.info();
+    let l = info.iter().find(|i| i.id == lid).unwrap();
+    assert_eq!((l.kind, l.accept, l.owner), ("LISTEN", 1, 7));
+    assert_eq!(
+        l.sock.as_deref(),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    let t = info.iter().find(|i| i.id == id).unwrap();
+    assert_eq!((t.kind, t.owner, t.read, t.write), ("TCP", 11, 10, 5));
+    assert!(t.reading && !t.writing);
+    assert_eq!(t.peer, Some(c.local_addr().unwrap().to_string()));
     // Start on a dead id.
     srv.start(3, 999_999);
     let e = next(&rx);
@@ -348,6 +360,14 @@ fn echo_loop(srv: &SocketServer, rx: &Receiver<Ev>, lid: i32, expect_bytes: usiz
 
 #[test]
 fn thousand_connections() {
+    // Needs ~2,000 fds in this process: lift the soft limit to the hard one.
+    // SAFETY: plain getrlimit/setrlimit on this process.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
     let (srv, rx) = server();
     let (lid, port) = listen(&srv, &rx, 1);
     let n = 1000;

@@ -375,8 +375,49 @@ unsafe extern "C-unwind" fn lresolve(L: *mut lua_State) -> c_int {
     }
 }
 
+unsafe fn set_int(L: *mut lua_State, k: &CStr, v: i64) {
+    ffi::lua_pushinteger(L, v);
+    ffi::lua_setfield(L, -2, k.as_ptr());
+}
+
+unsafe fn set_str(L: *mut lua_State, k: &CStr, v: &str) {
+    push_bytes(L, v.as_bytes());
+    ffi::lua_setfield(L, -2, k.as_ptr());
+}
+
+unsafe fn set_bool(L: *mut lua_State, k: &CStr, v: bool) {
+    ffi::lua_pushboolean(L, v as c_int);
+    ffi::lua_setfield(L, -2, k.as_ptr());
+}
+
+/// `info()`: netstat entries (§3.4); times are centiseconds since the process started.
 unsafe extern "C-unwind" fn linfo(L: *mut lua_State) -> c_int {
-    ffi::lua_createtable(L, 0, 0);
+    let all = server().info();
+    ffi::lua_createtable(L, all.len() as c_int, 0);
+    for (n, i) in all.iter().enumerate() {
+        ffi::lua_createtable(L, 0, 12);
+        set_int(L, c"id", i.id as i64);
+        set_int(L, c"address", i.owner as i64);
+        set_str(L, c"type", i.kind);
+        set_int(L, c"rtime", i.rtime as i64);
+        if i.kind == "LISTEN" {
+            set_int(L, c"accept", i.accept as i64);
+            if let Some(s) = &i.sock {
+                set_str(L, c"sock", s);
+            }
+        } else {
+            set_int(L, c"read", i.read as i64);
+            set_int(L, c"write", i.write as i64);
+            set_int(L, c"wbuffer", i.wbuffer as i64);
+            set_int(L, c"wtime", i.wtime as i64);
+            set_bool(L, c"reading", i.reading);
+            set_bool(L, c"writing", i.writing);
+            if let Some(p) = &i.peer {
+                set_str(L, c"peer", p);
+            }
+        }
+        ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
+    }
     1
 }
 
