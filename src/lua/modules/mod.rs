@@ -19,4 +19,5 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"netpack", netpack::luaopen_skynet_netpack),
     (c"skynet.socketdriver", socketdriver::luaopen_skynet_socketdriver),
     (c"socketdriver", socketdriver::luaopen_skynet_socketdriver),
+    (c"sproto.core", sproto::luaopen_sproto_core),
 ];

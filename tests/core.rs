@@ -1,0 +1,428 @@
+//! Runtime-core behaviour through the real binary, with Lua services written directly
+//! against `skynet.core` (no framework): ordering, timers, overload and endless-loop
+//! warnings, error isolation, kill answering pending requests, config errors, daemon.
+
+mod common;
+
+use common::{repo_root, Skynet, TempDir};
+use std::process::Command;
+use std::time::Duration;
+
+/// Config booting straight into `boot` (a service in the temp dir) through snlua.
+fn core_config(dir: &TempDir, boot: &str, extra: &str) -> std::path::PathBuf {
+    let root = repo_root();
+    let text = format!(
+        "thread = 2\nharbor = 0\nbootstrap = \"snlua {boot}\"\nluaservice = \"{dir}/?.lua\"\nlualoader = \"{root}/lualib/loader.lua\"\nlua_path = \"{dir}/?.lua;{root}/lualib/?.lua\"\n{extra}\n",
+        dir = dir.path().display(),
+        root = root.display()
+    );
+    dir.write("config", &text)
+}
+
+/// Helpers every core-level test service uses.
+const PRELUDE: &str = r#"
+local c = require "skynet.core"
+local function log(...) c.error(...) end
+local function self() return c.addresscommand "REG" end
+local function launch(...) return c.addresscommand("LAUNCH", table.concat({"snlua", ...}, " ")) end
+"#;
+
+fn start(name: &str, services: &[(&str, &str)], extra: &str) -> (TempDir, Skynet) {
+    let dir = TempDir::new(name);
+    for (file, body) in services {
+        dir.write(&format!("{file}.lua"), &format!("{PRELUDE}\n{body}"));
+    }
+    let conf = core_config(&dir, services[0].0, extra);
+    let sk = Skynet::start(&conf, dir.path());
+    (dir, sk)
+}
+
+#[test]
+fn messages_from_one_sender_arrive_in_order() {
+    let (_d, mut sk) = start(
+        "order",
+        &[
+            (
+                "sender",
+                r#"
+local rx = launch "receiver"
+for i = 1, 5000 do c.send(rx, 0, 0, tostring(i)) end
+c.send(rx, 0, 0, "end")
+"#,
+            ),
+            (
+                "receiver",
+                r#"
+local expect = 1
+c.callback(function(ty, msg, sz, session, source)
+    local s = c.tostring(msg, sz)
+    if s == "end" then
+        log("ORDER", expect == 5001 and "OK" or "BAD", expect)
+    elseif tonumber(s) ~= expect then
+        log("ORDER BAD got", s, "expected", expect)
+        expect = -1000000
+    else
+        expect = expect + 1
+    end
+end)
+"#,
+            ),
+        ],
+        "",
+    );
+    let line = sk.wait_for("ORDER", Duration::from_secs(20));
+    assert!(line.contains("ORDER OK 5001"), "{line}\n{}", sk.log());
+}
+
+#[test]
+fn timeouts_fire_in_time_order_as_responses() {
+    let (_d, mut sk) = start(
+        "timer",
+        &[(
+            "timers",
+            r#"
+local names = {}
+names[tonumber(c.command("TIMEOUT", "10"))] = "t10"
+names[tonumber(c.command("TIMEOUT", "0"))] = "t0"
+names[tonumber(c.command("TIMEOUT", "5"))] = "t5"
+local start = c.now()
+local got = {}
+c.callback(function(ty, msg, sz, session, source)
+    assert(ty == 1 and source == 0, "timer messages are PTYPE_RESPONSE from 0")
+    got[#got + 1] = names[session]
+    if #got == 3 then
+        log("TIMERS", table.concat(got, " "), "elapsed", c.now() - start)
+    end
+end)
+"#,
+        )],
+        "",
+    );
+    let line = sk.wait_for("TIMERS", Duration::from_secs(10));
+    assert!(line.contains("TIMERS t0 t5 t10"), "{line}");
+    let elapsed: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((9..=40).contains(&elapsed), "10 ticks took {elapsed}");
+}
+
+#[test]
+fn overload_warning_names_the_queue_length() {
+    let (_d, mut sk) = start(
+        "overload",
+        &[
+            (
+                "flooder",
+                r#"
+local slow = launch "slow"
+for i = 1, 6000 do c.send(slow, 0, 0, "x") end
+"#,
+            ),
+            (
+                "slow",
+                r#"
+local n = 0
+c.callback(function()
+    n = n + 1
+    local t = os.clock() + 0.00002
+    while os.clock() < t do end
+    if n == 6000 then log("DRAINED") end
+end)
+"#,
+            ),
+        ],
+        "",
+    );
+    let line = sk.wait_for(
+        "May overload, message queue length =",
+        Duration::from_secs(20),
+    );
+    assert!(line.contains("error: May overload"), "{line}");
+    let n: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 1024, "{line}");
+    sk.wait_for("DRAINED", Duration::from_secs(30));
+}
+
+#[test]
+fn error_in_a_handler_is_logged_and_isolated() {
+    let (_d, mut sk) = start(
+        "isolate",
+        &[
+            (
+                "driver",
+                r#"
+local bad = launch "faulty"
+c.send(bad, 0, 0, "boom")
+c.send(bad, 0, 0, "again")
+"#,
+            ),
+            (
+                "faulty",
+                r#"
+c.callback(function(ty, msg, sz)
+    local s = c.tostring(msg, sz)
+    if s == "boom" then error("deliberate failure") end
+    log("STILL ALIVE", s)
+end)
+"#,
+            ),
+        ],
+        "",
+    );
+    let err = sk.wait_for("deliberate failure", Duration::from_secs(10));
+    assert!(err.contains("lua call ["), "{err}");
+    assert!(err.contains("error : \x1b[31m"), "{err}");
+    sk.wait_for("STILL ALIVE again", Duration::from_secs(10));
+}
+
+#[test]
+fn endless_loop_is_reported_and_signal_breaks_it() {
+    let (_d, mut sk) = start(
+        "endless",
+        &[
+            (
+                "watcher",
+                r#"
+local loop = launch "spinner"
+c.send(loop, 0, 0, "spin")
+-- After the monitor (5 s period, two checks) has noticed, break the loop with SIGNAL 0.
+c.command("TIMEOUT", "1150")
+c.callback(function(ty)
+    if ty == 1 then
+        c.command("SIGNAL", string.format(":%x 0", loop))
+        c.command("TIMEOUT", "50")
+        c.callback(function() c.send(loop, 0, 0, "ping") end)
+    end
+end)
+"#,
+            ),
+            (
+                "spinner",
+                r#"
+c.callback(function(ty, msg, sz)
+    local s = c.tostring(msg, sz)
+    if s == "spin" then while true do end end
+    log("SPINNER ANSWERS", s)
+end)
+"#,
+            ),
+        ],
+        "",
+    );
+    let line = sk.wait_for("maybe in an endless loop", Duration::from_secs(12));
+    assert!(line.contains("error: A message from [ :"), "{line}");
+    assert!(line.contains("to [ :0000000"), "{line}");
+    sk.wait_for("recv a signal 0", Duration::from_secs(10));
+    sk.wait_for("signal 0", Duration::from_secs(5));
+    sk.wait_for("SPINNER ANSWERS ping", Duration::from_secs(10));
+}
+
+#[test]
+fn killing_a_service_answers_requests_it_was_handling() {
+    // Project decision: a request the killed service had received but not answered
+    // gets a PTYPE_ERROR reply, so the caller is not left hanging.
+    let (_d, mut sk) = start(
+        "killpending",
+        &[
+            (
+                "caller",
+                r#"
+local holder = launch "holder"
+local session = c.send(holder, 10, nil, "hold this")
+-- Give the holder time to receive the request, then kill it.
+c.command("TIMEOUT", "20")
+c.callback(function(ty, msg, sz, s, source)
+    if ty == 1 and source == 0 then
+        c.command("KILL", string.format(":%x", holder))
+    elseif ty == 7 and s == session then
+        log("CALLER GOT ERROR", source == holder)
+    end
+end)
+"#,
+            ),
+            ("holder", "c.callback(function() end) -- never replies\n"),
+        ],
+        "",
+    );
+    let line = sk.wait_for("CALLER GOT ERROR", Duration::from_secs(10));
+    assert!(line.ends_with("true"), "{line}");
+    assert!(sk.log().contains("KILL :"), "{}", sk.log());
+}
+
+#[test]
+fn unknown_native_module_fails_launch() {
+    let (_d, mut sk) = start(
+        "badlaunch",
+        &[(
+            "launcher_test",
+            r#"
+local r = c.command("LAUNCH", "nosuchmodule arg")
+log("LAUNCH RESULT", tostring(r))
+log("ENV", c.command("GETENV", "thread"), c.command("GETENV", "harbor"))
+"#,
+        )],
+        "",
+    );
+    sk.wait_for("LAUNCH RESULT nil", Duration::from_secs(10));
+    assert!(
+        sk.log().contains("error: launch nosuchmodule FAILED"),
+        "{}",
+        sk.log()
+    );
+    sk.wait_for("ENV 2 0", Duration::from_secs(5));
+}
+
+fn run_to_exit(args: &[&str], cwd: &std::path::Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_skynet"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_configs_stop_startup_naming_the_problem() {
+    let d = TempDir::new("badconf");
+    let (code, err) = run_to_exit(&[], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("Need a config file"), "{err}");
+
+    let (code, err) = run_to_exit(&["missing.conf"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("missing.conf"), "{err}");
+
+    d.write("syntax", "thread = 2\nharbor = = 0\n");
+    let (code, err) = run_to_exit(&["syntax"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("syntax:2:"), "{err}");
+
+    d.write("threads", "thread = 0\n");
+    let (code, err) = run_to_exit(&["threads"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("Invalid thread 0"), "{err}");
+
+    d.write("table", "thread = 2\nlogger = {}\n");
+    let (code, err) = run_to_exit(&["table"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("Invalid config table key = logger"), "{err}");
+
+    d.write("envvar", "thread = $SKYNET_TEST_UNSET_VAR\n");
+    let (code, err) = run_to_exit(&["envvar"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("SKYNET_TEST_UNSET_VAR"), "{err}");
+}
+
+fn pid_alive(pid: i32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn daemon_writes_pid_refuses_second_start_and_sigterm_removes_pidfile() {
+    let dir = TempDir::new("daemon");
+    dir.write(
+        "idle.lua",
+        &format!("{PRELUDE}\nlog('DAEMON UP')\nc.callback(function() end)\n"),
+    );
+    let pidfile = dir.path().join("skynet.pid");
+    let logfile = dir.path().join("skynet.log");
+    let conf = core_config(
+        &dir,
+        "idle",
+        &format!(
+            "daemon = \"{}\"\nlogger = \"{}\"",
+            pidfile.display(),
+            logfile.display()
+        ),
+    );
+    let conf_s = conf.display().to_string();
+    let (code, _) = run_to_exit(&[&conf_s], dir.path());
+    assert_eq!(code, 0, "the launching process returns at once");
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&logfile)
+            .map(|l| l.contains("DAEMON UP"))
+            .unwrap_or(false)
+    }));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid));
+
+    let (code, err) = run_to_exit(&[&conf_s], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("Skynet is already running, pid = {pid}.")),
+        "{err}"
+    );
+
+    Command::new("kill").arg(pid.to_string()).status().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !pid_alive(pid)),
+        "daemon did not stop on SIGTERM"
+    );
+    assert!(!pidfile.exists(), "pid file must be removed on SIGTERM");
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    // File mode lines carry a timestamp before the address.
+    let line = log.lines().find(|l| l.contains("DAEMON UP")).unwrap();
+    assert!(
+        line.contains("] DAEMON UP") && line.as_bytes()[2] == b'/',
+        "{line}"
+    );
+}
+
+#[test]
+fn sighup_reopens_the_log_file() {
+    let dir = TempDir::new("sighup");
+    dir.write(
+        "rotator.lua",
+        &format!(
+            "{PRELUDE}\nlog('FIRST')\nc.command('TIMEOUT', '5')\nc.callback(function(ty) log('TICK') c.command('TIMEOUT', '5') end)\n"
+        ),
+    );
+    let logfile = dir.path().join("run.log");
+    let conf = core_config(
+        &dir,
+        "rotator",
+        &format!("logger = \"{}\"", logfile.display()),
+    );
+    let mut sk = Skynet::start(&conf, dir.path());
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&logfile)
+            .map(|l| l.contains("FIRST"))
+            .unwrap_or(false)
+    }));
+    let rotated = dir.path().join("run.log.1");
+    std::fs::rename(&logfile, &rotated).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &sk.pid().to_string()])
+        .status()
+        .unwrap();
+    // The service keeps logging; after SIGHUP its lines land in a fresh run.log.
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&logfile)
+            .map(|l| l.contains("TICK"))
+            .unwrap_or(false)),
+        "SIGHUP must reopen (recreate) the log file"
+    );
+    sk.stop();
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("FIRST"));
+}
