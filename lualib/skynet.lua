@@ -751,20 +751,24 @@ function skynet.wakeup(token)
 	end
 end
 
+-- a thread whose tostring() contains `name` ("thread: 0x..." or just "0x...")
 local function find_thread(name)
+	local function match(co)
+		return type(co) == "thread" and tostring(co):find(name, 1, true) ~= nil
+	end
 	for i = fork_h, fork_t do
 		local co = fork_q[i]
-		if co and tostring(co) == name then
+		if match(co) then
 			return co
 		end
 	end
 	for _, co in pairs(session_id_coroutine) do
-		if type(co) == "thread" and tostring(co) == name then
+		if match(co) then
 			return co
 		end
 	end
 	for co in pairs(session_coroutine_id) do
-		if tostring(co) == name then
+		if match(co) then
 			return co
 		end
 	end

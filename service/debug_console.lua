@@ -243,10 +243,9 @@ end
 
 function COMMAND.trace(address, proto, flag)
 	address = adjust_address(address)
-	if proto == "on" then
-		proto, flag = nil, true
-	elseif proto == "off" then
-		proto, flag = nil, false
+	if flag == nil and (proto == "on" or proto == "off") then
+		-- no protocol given: the flag travels alone (TRACELOG defaults to "lua")
+		proto = proto == "on"
 	else
 		assert(flag == "on" or flag == "off", "trace address [proto] [on|off]")
 		flag = flag == "on"

@@ -42,8 +42,8 @@ local skynet = require "skynet"
 require "skynet.manager"
 skynet.start(function()
     skynet.error("MAIN RUNNING")
-    skynet.sleep(10)
-    skynet.abort()
+    -- bootstrap waits for this start function: abort later
+    skynet.timeout(20, function() skynet.abort() end)
 end)
 "#;
     dir.write("bootmain.lua", src);
