@@ -364,3 +364,77 @@ end)
     sk.wait_for("NATIVE close", TIMEOUT);
     assert!(sk.log().contains("socket open: "), "{}", sk.log());
 }
+
+#[test]
+fn socketchannel_order_session_reconnect() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+local sc = require "skynet.socketchannel"
+local function check(cond, what) if not cond then skynet.error("SC FAIL " .. what) end return cond end
+skynet.start(function()
+    local lid, _, port = socket.listen("127.0.0.1", 0)
+    local conns = 0
+    socket.start(lid, function(fd)
+        conns = conns + 1
+        socket.start(fd)
+        skynet.fork(function()
+            while true do
+                local line = socket.readline(fd)
+                if not line then break end
+                if line == "QUIT" then socket.close(fd) break end
+                local sid, text = line:match("^S (%d+) (.*)$")
+                if sid then
+                    skynet.fork(function()
+                        skynet.sleep(sid == "1" and 5 or 0)
+                        socket.write(fd, sid .. " " .. text .. "\n")
+                    end)
+                else
+                    socket.write(fd, "PONG " .. line .. "\n")
+                end
+            end
+        end)
+    end)
+    -- order mode
+    local c = sc.channel { host = "127.0.0.1", port = port, nodelay = true }
+    local function resp(sock) return true, sock:readline("\n") end
+    check(c:request("a\n", resp) == "PONG a", "first")
+    local res, left = {}, 5
+    for i = 1, 5 do
+        skynet.fork(function() res[i] = c:request(i .. "\n", resp); left = left - 1 end)
+    end
+    while left > 0 do skynet.sleep(1) end
+    for i = 1, 5 do check(res[i] == "PONG " .. i, "order " .. i .. " " .. tostring(res[i])) end
+    local ok, err = pcall(c.request, c, "QUIT\n", resp)
+    check(not ok, "quit fails")
+    check(c:request("b\n", resp) == "PONG b", "reconnected")
+    check(conns == 2, "two connections")
+    c:close()
+    -- session mode
+    local s = sc.channel {
+        host = "127.0.0.1", port = port,
+        response = function(sock)
+            local sid, text = sock:readline("\n"):match("^(%d+) (.*)$")
+            return tonumber(sid), true, text
+        end,
+    }
+    s:connect(true)
+    local got = {}
+    left = 2
+    skynet.fork(function() local r = s:request("S 1 one\n", 1); got[#got + 1] = r; left = left - 1 end)
+    skynet.fork(function() local r = s:request("S 2 two\n", 2); got[#got + 1] = r; left = left - 1 end)
+    while left > 0 do skynet.sleep(1) end
+    check(got[1] == "two" and got[2] == "one", "sessions " .. tostring(got[1]) .. tostring(got[2]))
+    s:close()
+    -- connect failure
+    local bad = sc.channel { host = "127.0.0.1", port = 1 }
+    local ok2, err2 = pcall(bad.connect, bad, true)
+    check(not ok2 and tostring(err2):find("Connect to 127.0.0.1:1 failed"), "connect failure " .. tostring(err2))
+    skynet.error("SC DONE")
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let (_d, mut sk, _port) = boot(main, &[]);
+    sk.wait_for("SC DONE", TIMEOUT);
+    assert!(!sk.log().contains("SC FAIL"), "{}", sk.log());
+}
