@@ -148,6 +148,10 @@ impl Runtime {
     /// DONTCOPY the payload is owned by the runtime from here on, success or not.
     ///
     /// Returns the session.
+    ///
+    /// Pointer contract (upstream's C API): `data` is null or points at `size`
+    /// readable bytes; with DONTCOPY it is a payload block whose ownership passes here.
+    #[allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
     pub fn send(
         &self,
         from: Option<&Context>,
@@ -225,8 +229,8 @@ impl Runtime {
         Some(Resolved::Global)
     }
 
-    /// Send to a string address (`skynet_sendname`).
-    #[allow(clippy::too_many_arguments)]
+    /// Send to a string address (`skynet_sendname`); pointer contract as [`Self::send`].
+    #[allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
     pub fn send_name(
         &self,
         from: Option<&Context>,

@@ -178,6 +178,9 @@ impl Drop for LuaService {
 }
 
 /// The `LuaService` of the state `L` (from the registry), or null.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
     ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
     let p = ffi::lua_touserdata(L, -1) as *mut LuaService;
@@ -186,6 +189,9 @@ pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
 }
 
 /// The calling service's handle; raises "Init skynet context first" outside a service.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
     let p = lua_service(L);
     if p.is_null() {
@@ -196,6 +202,9 @@ pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
 
 /// Raise a Lua error with `msg` (never returns). Callers must hold no values with
 /// destructors in frames this unwinds (it is a longjmp).
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe fn raise(L: *mut lua_State, msg: &str) -> ! {
     ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
     drop_str_and_error(L)
@@ -207,6 +216,9 @@ unsafe fn drop_str_and_error(L: *mut lua_State) -> ! {
 }
 
 /// A Lua string argument as bytes (borrowed from the Lua stack).
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
     let mut len = 0usize;
     let p = ffi::lua_tolstring(L, idx, &mut len);
@@ -218,6 +230,9 @@ pub unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
 }
 
 /// Push a Rust string.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe fn push_str(L: *mut lua_State, s: &[u8]) {
     ffi::lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
 }

@@ -29,8 +29,9 @@ struct Envelope {
     size: usize,
 }
 
-/// Route a send to a global name through the harbor service.
-#[allow(clippy::too_many_arguments)]
+/// Route a send to a global name through the harbor service (pointer contract as
+/// [`Runtime::send`]).
+#[allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
 pub fn send_global(
     rt: &Runtime,
     from: Option<&Context>,

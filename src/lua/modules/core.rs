@@ -370,6 +370,9 @@ unsafe extern "C-unwind" fn l_harbor(L: *mut lua_State) -> c_int {
 }
 
 /// `require "skynet.core"`.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe extern "C-unwind" fn luaopen_skynet_core(L: *mut lua_State) -> c_int {
     let with_ctx: &[(&CStr, ffi::lua_CFunction)] = &[
         (c"send", l_send),
@@ -414,6 +417,9 @@ unsafe extern "C-unwind" fn l_noop(_L: *mut lua_State) -> c_int {
 }
 
 /// `require "skynet.codecache"`: upstream's fallback without its patched Lua.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(L: *mut lua_State) -> c_int {
     ffi::lua_createtable(L, 0, 3);
     ffi::lua_pushcfunction(L, l_noop);

@@ -40,6 +40,9 @@ unsafe extern "C-unwind" fn l_dump(_L: *mut lua_State) -> c_int {
 }
 
 /// `require "skynet.memory"`.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe extern "C-unwind" fn luaopen_skynet_memory(L: *mut lua_State) -> c_int {
     let fns: &[(&std::ffi::CStr, ffi::lua_CFunction)] = &[
         (c"total", l_total),

@@ -196,6 +196,9 @@ unsafe fn push_wrap(L: *mut lua_State) {
 }
 
 /// Called at state creation: keep the original resume, install the timing versions.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe fn install_globals(L: *mut lua_State) {
     ffi::lua_getglobal(L, c"coroutine".as_ptr());
     ffi::lua_getfield(L, -1, c"resume".as_ptr());
@@ -216,6 +219,9 @@ pub unsafe fn install_globals(L: *mut lua_State) {
 }
 
 /// `require "skynet.profile"`.
+///
+/// # Safety
+/// `L` must be a valid Lua state of this runtime.
 pub unsafe extern "C-unwind" fn luaopen_skynet_profile(L: *mut lua_State) -> c_int {
     ffi::lua_createtable(L, 0, 8);
     ffi::lua_pushcfunction(L, l_start);
