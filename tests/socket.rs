@@ -438,3 +438,41 @@ end)
     sk.wait_for("SC DONE", TIMEOUT);
     assert!(!sk.log().contains("SC FAIL"), "{}", sk.log());
 }
+
+#[test]
+fn udp_from_lua() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local lid, port
+    local function echo(data, from)
+        local ip = socket.udp_address(from)
+        assert(ip == "127.0.0.1")
+        socket.sendto(lid, from, "re:" .. data)
+    end
+    repeat
+        port = 30000 + math.random(0, 9999)
+        local ok, id = pcall(socket.udp_listen, "127.0.0.1", port, echo)
+        lid = ok and id
+    until lid
+    local d = socket.udp_dial("127.0.0.1", port, function() end)
+    assert(socket.write(d, "self"))
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let (_d, mut sk, port) = boot(main, &[]);
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 64];
+    // The listener may be a moment behind the log line.
+    let mut got = None;
+    for _ in 0..20 {
+        u.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+        if let Ok((n, _)) = u.recv_from(&mut b) {
+            got = Some(b[..n].to_vec());
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some(&b"re:ping"[..]));
+}

@@ -543,3 +543,33 @@ fn emfile_child() {
     }
     srv.exit();
 }
+
+#[test]
+fn write_error_is_reported() {
+    let (srv, rx) = server();
+    let (lid, port) = listen(&srv, &rx, 1);
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let id = accept(&srv, &rx, lid, 2);
+    // Reset the connection, then keep writing until the error surfaces.
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(c);
+    std::thread::sleep(Duration::from_millis(50));
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..8 {
+        if !srv.send(id, Buffer::Slice(&chunk)) {
+            break;
+        }
+    }
+    // The reader side sees the reset first (ERROR from read) or the writer does.
+    let e = next_kind(&rx, SOCKET_ERROR);
+    assert_eq!(e.id, id);
+    assert!(
+        e.text == "Connection reset by peer" || e.text == "Broken pipe",
+        "{}",
+        e.text
+    );
+    assert!(!srv.send(id, Buffer::Slice(b"x")));
+    srv.exit();
+}
