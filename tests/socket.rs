@@ -461,7 +461,7 @@ skynet.start(function()
     skynet.error("PORT " .. port)
 end)
 "#;
-    let (_d, mut sk, port) = boot(main, &[]);
+    let (_d, _sk, port) = boot(main, &[]);
     let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut b = [0u8; 64];
