@@ -332,6 +332,19 @@ end
 
 local function noop() end
 
+-- Errors raised while dispatching one message (handlers, forks, unknown sessions)
+-- are collected here and raised together once the message is fully processed, so
+-- the common path needs no pcall.
+local dispatch_error = nil
+
+local function report(msg)
+	if dispatch_error then
+		dispatch_error = dispatch_error .. "\n" .. msg
+	else
+		dispatch_error = msg
+	end
+end
+
 function suspend(co, ok, cmd)
 	if ok then
 		if cmd == "SUSPEND" then
@@ -343,13 +356,14 @@ function suspend(co, ok, cmd)
 			-- skynet.exit(): the service is gone
 			co_close(co)
 			return
-		elseif cmd == "USER" then
-			error("Call skynet.coroutine.yield out of skynet.coroutine.resume\n" .. traceback(co), 0)
 		elseif cmd == nil then
 			return
+		elseif cmd == "USER" then
+			report("Call skynet.coroutine.yield out of skynet.coroutine.resume\n" .. traceback(co))
 		else
-			error("Unknown command : " .. tostring(cmd) .. "\n" .. traceback(co), 0)
+			report("Unknown command : " .. tostring(cmd) .. "\n" .. traceback(co))
 		end
+		return dispatch_wakeup()
 	end
 	-- the coroutine raised an error
 	local session = session_coroutine_id[co]
@@ -367,11 +381,9 @@ function suspend(co, ok, cmd)
 		end
 		set_tracetag(co, nil)
 	end
-	-- an empty fork makes the fork loop process pending wakeups and call errors
-	skynet.fork(noop)
-	local msg = traceback(co, tostring(cmd))
+	report(traceback(co, tostring(cmd)))
 	co_close(co)
-	error(msg, 0)
+	return dispatch_wakeup()
 end
 
 local function unknown_request(session, address, msg, sz, prototype)
@@ -409,7 +421,10 @@ local function raw_dispatch(prototype, msg, sz, session, source)
 		if co == "BREAK" then
 			session_id_coroutine[session] = nil
 		elseif co == nil then
-			unknown_response(session, source, msg, sz)
+			local ok, err = pcall(unknown_response, session, source, msg, sz)
+			if not ok then
+				report(tostring(err))
+			end
 		else
 			session_id_coroutine[session] = nil
 			if ntraced > 0 then
@@ -439,31 +454,35 @@ local function raw_dispatch(prototype, msg, sz, session, source)
 	elseif session ~= 0 then
 		c_send(source, PTYPE_ERROR, session, "")
 	else
-		unknown_request(session, source, msg, sz, p and p.name or prototype)
+		local ok, err = pcall(unknown_request, session, source, msg, sz, p and p.name or prototype)
+		if not ok then
+			report(tostring(err))
+		end
 	end
 end
 
-function skynet.dispatch_message(...)
-	local ok, err = pcall(raw_dispatch, ...)
+local function run_forks()
 	while fork_h <= fork_t do
 		local co = fork_q[fork_h]
 		fork_q[fork_h] = nil
 		fork_h = fork_h + 1
 		if co then
 			running_thread = co
-			local fok, ferr = pcall(suspend, co, co_resume(co))
-			if not fok then
-				if ok then
-					ok, err = false, tostring(ferr)
-				else
-					err = tostring(err) .. "\n" .. tostring(ferr)
-				end
-			end
+			suspend(co, co_resume(co))
 		end
 	end
 	fork_h, fork_t = 1, 0
-	if not ok then
-		error(tostring(err), 0)
+end
+
+function skynet.dispatch_message(prototype, msg, sz, session, source)
+	raw_dispatch(prototype, msg, sz, session, source)
+	if fork_h <= fork_t then
+		run_forks()
+	end
+	local err = dispatch_error
+	if err then
+		dispatch_error = nil
+		error(err, 0)
 	end
 end
 
