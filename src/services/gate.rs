@@ -283,6 +283,8 @@ impl Gate {
                         pending: Vec::new(),
                     },
                 );
+                // Request/response traffic: Nagle would only add latency.
+                runtime::socket_server().nodelay(nid);
                 self.log(&format!("socket open: {nid:x}"));
                 self.notify(ctx, format!("{nid} open {nid} {text}:0").as_bytes());
             }

@@ -761,7 +761,9 @@ impl Looper {
             }
             Req::Bind { id, owner, fd } => {
                 let _ = sys::set_nonblocking(fd);
-                if let Err(e) = self.register(fd, id, Interest::READABLE) {
+                // Writable too: a bound fd may be written (stdout) and a partial write
+                // needs the edge to resume.
+                if let Err(e) = self.register(fd, id, Interest::READABLE | Interest::WRITABLE) {
                     self.srv.release_reserved(id);
                     self.report(
                         owner,
