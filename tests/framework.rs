@@ -311,3 +311,17 @@ fn bench_call_roundtrip() {
     let line = sk.wait_for("BENCH ", Duration::from_secs(300));
     println!("{line}");
 }
+
+#[test]
+fn trace_tags_propagate() {
+    let log = run_lua_test("t_trace");
+    for event in ["trace traced-call", " call : ", " request", " response", " resume", " sleep : ", " end"] {
+        assert!(
+            log.lines().any(|l| l.contains("<TRACE :00000008-1> ") && l.contains(event)),
+            "missing trace event {event:?}\n{log}"
+        );
+    }
+    // the callee logs the caller's tag
+    assert!(log.lines().any(|l| l.starts_with("[:00000009] <TRACE :00000008-1> ") && l.ends_with(" request")), "{log}");
+    assert!(log.contains("Turn trace log true for lua") && log.contains("Turn trace log false for lua"), "{log}");
+}
