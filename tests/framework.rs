@@ -325,3 +325,61 @@ fn trace_tags_propagate() {
     assert!(log.lines().any(|l| l.starts_with("[:00000009] <TRACE :00000008-1> ") && l.ends_with(" request")), "{log}");
     assert!(log.contains("Turn trace log true for lua") && log.contains("Turn trace log false for lua"), "{log}");
 }
+
+#[test]
+fn memlimit_stat_and_drained_queue() {
+    let log = run_lua_test("t_misc");
+    assert!(log.contains("Set memory limit to 8.00 M"), "{log}");
+}
+
+/// The console launches one service per stdin line; EOF leaves everything running.
+#[test]
+fn console_reads_stdin() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("t_console_stdin");
+    dir.write(
+        "cmain.lua",
+        r#"local skynet = require "skynet"
+skynet.start(function()
+    skynet.newservice "console"
+    skynet.timeout(100, function() skynet.error("STILL ALIVE") end)
+end)
+"#,
+    );
+    let conf = dir.write("config", &config_text(dir.path(), "cmain", ""));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skynet"))
+        .arg(&conf)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"t_args a b\n\nt_no_such_service\n").unwrap();
+    drop(stdin); // EOF
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !log.iter().any(|l: &String| l.contains("STILL ALIVE")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => log.push(l),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.join("\n");
+    assert!(log.contains("LAUNCH snlua t_args a b"), "{log}");
+    assert!(log.contains("lua loader error") && log.contains("t_no_such_service"), "{log}");
+    assert!(log.contains("STILL ALIVE"), "{log}");
+}
