@@ -383,3 +383,8 @@ end)
     assert!(log.contains("lua loader error") && log.contains("t_no_such_service"), "{log}");
     assert!(log.contains("STILL ALIVE"), "{log}");
 }
+
+#[test]
+fn upstream_style_echo() {
+    run_lua_test("testecho");
+}
