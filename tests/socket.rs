@@ -476,3 +476,64 @@ end)
     }
     assert_eq!(got.as_deref(), Some(&b"re:ping"[..]));
 }
+
+#[test]
+fn flow_control_pause_resume() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local id, _, port = socket.listen("127.0.0.1", 0)
+    socket.start(id, function(fd)
+        socket.start(fd)
+        skynet.fork(function()
+            skynet.sleep(50)    -- let more than 128 KiB pile up: reading pauses
+            local total = 0
+            while total < 2000000 do
+                local d = socket.read(fd)
+                if not d then break end
+                total = total + #d
+            end
+            skynet.error("TOTAL " .. total)
+            socket.write(fd, "done")
+        end)
+    end)
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let (_d, mut sk, port) = boot(main, &[]);
+    let mut c = connect(port);
+    c.write_all(&vec![b'z'; 2_000_000]).unwrap();
+    assert_eq!(read_n(&mut c, 4), b"done");
+    sk.wait_for("TOTAL 2000000", TIMEOUT);
+    sk.wait_for("Pause socket (", TIMEOUT);
+    sk.wait_for("Resume socket (", TIMEOUT);
+}
+
+#[test]
+fn module_names_2016_and_head() {
+    let main = r#"
+local skynet = require "skynet"
+skynet.start(function()
+    assert(require "socket" == require "skynet.socket")
+    assert(require "socketdriver" and require "skynet.socketdriver")
+    assert(require "netpack" and require "skynet.netpack")
+    assert(require "gateserver" == require "snax.gateserver")
+    assert(require "skynet.socketchannel")
+    local d = require "skynet.socketdriver"
+    assert(d.header("\1\2") == 258)
+    assert(not pcall(d.header, "12345"))
+    local ip, port = d.udp_address("\1\0\80\127\0\0\1")
+    assert(ip == "127.0.0.1" and port == 80)
+    local p, sz = d.str2p("abc")
+    local b = d.buffer()
+    assert(d.push(b, {}, p, sz) == 3)
+    assert(d.pop(b, {}, 2) == "ab")
+    assert(d.readall(b, {}) == "c")
+    skynet.error("NAMES OK")
+    skynet.error("PORT 1")
+end)
+"#;
+    let (_d, mut sk, _) = boot(main, &[]);
+    sk.wait_for("NAMES OK", TIMEOUT);
+}
