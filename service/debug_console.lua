@@ -149,7 +149,10 @@ function COMMAND.log(...)
 end
 
 function COMMAND.snax(...)
-	local snax = assert(optional "skynet.snax", "snax is not available")
+	local snax = optional "skynet.snax"
+	if not snax then
+		return "Failed"
+	end
 	local ok, s = pcall(snax.newservice, ...)
 	return launched(ok, ok and s and s.handle, (...))
 end

@@ -47,6 +47,15 @@ T.run(function()
 	T.eq(list["@t_unique_target"], skynet.address(g), "LIST global entry")
 	T.check(type(list.t_unique_bad) == "string" and list.t_unique_bad:find("^Error: ") ~= nil, "LIST error entry")
 	T.eq(skynet.call("SERVICE", "lua", "LIST").t_unique_target, skynet.address(got[1]), "SERVICE global name")
+	-- a launch in progress shows where it is stuck
+	skynet.fork(function() pcall(skynet.uniqueservice, "t_unique_slow") end)
+	skynet.fork(function() pcall(skynet.queryservice, "t_unique_slow") end)
+	skynet.sleep(5)
+	local pending = skynet.call(".service", "lua", "LIST").t_unique_slow
+	T.check(type(pending) == "string" and pending:find("Init as :", 1, true)
+		and pending:find("Launching from " .. skynet.address(skynet.self()), 1, true)
+		and pending:find("Querying:", 1, true) and pending:find("t_unique_slow.lua", 1, true),
+		"LIST pending entry: " .. tostring(pending))
 	local r, err = skynet.call(".service", "lua", "BOGUS")
 	T.eq(r, nil, "invalid command result")
 	T.eq(err, "Invalid command BOGUS", "invalid command text")
