@@ -308,8 +308,9 @@ impl Looper {
         s.started = true;
         let owner = s.owner;
         let pending = !s.out_empty();
+        let closing = s.closing;
         self.set_state(id, |st| {
-            st.state = State::Connected;
+            st.state = if closing { State::NoWrite } else { State::Connected };
             st.fd = fd;
         });
         let text = peer.map(|a| a.ip().to_string()).unwrap_or_default();
@@ -450,7 +451,7 @@ impl Looper {
                 if cap - n >= 4096 && n <= cap / 4 {
                     // SAFETY: shrinking our malloc block; realloc never fails to shrink
                     // in practice, and on failure the old block stays valid.
-                    let p = unsafe { libc::realloc(buf as *mut libc::c_void, n + 1) } as *mut u8;
+                    let p = unsafe { crate::message::payload_realloc(buf, n + 1) };
                     if !p.is_null() {
                         buf = p;
                     }
