@@ -38,3 +38,30 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc_global::MiMalloc = mimalloc_global::MiMalloc;
+
+/// Rust's heap on mimalloc, like the Lua states and the payloads.
+mod mimalloc_global {
+    use libmimalloc_sys as mi;
+    use std::alloc::{GlobalAlloc, Layout};
+    use std::ffi::c_void;
+
+    pub struct MiMalloc;
+
+    unsafe impl GlobalAlloc for MiMalloc {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            mi::mi_malloc_aligned(l.size(), l.align()) as *mut u8
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            mi::mi_zalloc_aligned(l.size(), l.align()) as *mut u8
+        }
+        unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+            mi::mi_free(p as *mut c_void)
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            mi::mi_realloc_aligned(p as *mut c_void, new, l.align()) as *mut u8
+        }
+    }
+}

@@ -1,14 +1,17 @@
 //! Messages and their payloads.
 //!
-//! A payload is a plain `libc::malloc` block so that ownership can cross into Lua as
-//! a lightuserdata and come back (`skynet.trash`, DONTCOPY sends, netpack, socket data)
-//! without the size being needed to free it.
+//! A payload is a plain C-heap block (mimalloc's `mi_malloc`) so that ownership can
+//! cross into Lua as a lightuserdata and come back (`skynet.trash`, DONTCOPY sends,
+//! netpack, socket data) without the size being needed to free it. Always allocate,
+//! grow and free payloads through the functions here.
+
+use libmimalloc_sys as mi;
 
 /// Allocate a payload block of `size` bytes plus one trailing NUL (never null).
 pub fn payload_alloc(size: usize) -> *mut u8 {
     // SAFETY: malloc with a non-zero size; failure aborts like Rust's allocator does.
     unsafe {
-        let p = libc::malloc(size + 1) as *mut u8;
+        let p = mi::mi_malloc(size + 1) as *mut u8;
         if p.is_null() {
             std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(
                 size + 1,
@@ -33,7 +36,16 @@ pub fn payload_from(bytes: &[u8]) -> *mut u8 {
 /// # Safety
 /// `p` must come from `payload_alloc`/`payload_from` (or libc malloc) and not be used again.
 pub unsafe fn payload_free(p: *mut u8) {
-    libc::free(p as *mut libc::c_void)
+    mi::mi_free(p as *mut std::ffi::c_void)
+}
+
+/// Resize a payload block (keeps the contents up to the smaller size; `size` more
+/// bytes usable). Returns null on failure, leaving `p` valid.
+///
+/// # Safety
+/// `p` must be a payload block (or null).
+pub unsafe fn payload_realloc(p: *mut u8, size: usize) -> *mut u8 {
+    mi::mi_realloc(p as *mut std::ffi::c_void, size) as *mut u8
 }
 
 /// Protocol type ids (core.md §2.2).

@@ -9,6 +9,7 @@
 //! service pattern comes last in `LUA_SERVICE`.
 
 use crate::context::Context;
+use libmimalloc_sys as mi;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
@@ -23,10 +24,15 @@ pub static TOTAL_LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
 /// Allocator bookkeeping of one Lua state.
 pub struct AllocState {
     pub used: AtomicUsize,
+    unreported: std::sync::atomic::AtomicIsize,
     pub limit: AtomicUsize,
     report: AtomicUsize,
     handle: u32,
 }
+
+/// Bytes not yet added to [`TOTAL_LUA_MEMORY`]: the global counter is shared by every
+/// worker, so each state folds its changes in once they exceed this much.
+const TOTAL_BATCH: isize = 64 * 1024;
 
 unsafe extern "C" fn lua_alloc(
     ud: *mut c_void,
@@ -36,28 +42,22 @@ unsafe extern "C" fn lua_alloc(
 ) -> *mut c_void {
     let st = &*(ud as *const AllocState);
     let old = if ptr.is_null() { 0 } else { osize };
+    let used = st.used.load(Ordering::Relaxed);
     if nsize == 0 {
-        libc::free(ptr);
-        st.used.fetch_sub(old, Ordering::Relaxed);
-        TOTAL_LUA_MEMORY.fetch_sub(old, Ordering::Relaxed);
+        mi::mi_free(ptr);
+        st.account(used - old, -(old as isize));
         return std::ptr::null_mut();
     }
-    let used = st.used.load(Ordering::Relaxed);
     let limit = st.limit.load(Ordering::Relaxed);
     if nsize > old && limit != 0 && used + nsize - old > limit {
         return std::ptr::null_mut();
     }
-    let p = libc::realloc(ptr, nsize);
+    let p = mi::mi_realloc(ptr, nsize);
     if p.is_null() {
         return p;
     }
     let now = used + nsize - old;
-    st.used.store(now, Ordering::Relaxed);
-    if nsize > old {
-        TOTAL_LUA_MEMORY.fetch_add(nsize - old, Ordering::Relaxed);
-    } else {
-        TOTAL_LUA_MEMORY.fetch_sub(old - nsize, Ordering::Relaxed);
-    }
+    st.account(now, nsize as isize - old as isize);
     let report = st.report.load(Ordering::Relaxed);
     if now > report {
         st.report.store(report * 2, Ordering::Relaxed);
@@ -69,6 +69,28 @@ unsafe extern "C" fn lua_alloc(
         }
     }
     p
+}
+
+impl AllocState {
+    /// Record the new usage (single writer: the thread running the state).
+    #[inline]
+    fn account(&self, now: usize, delta: isize) {
+        self.used.store(now, Ordering::Relaxed);
+        let pending = self.unreported.load(Ordering::Relaxed) + delta;
+        if pending.abs() >= TOTAL_BATCH {
+            TOTAL_LUA_MEMORY.fetch_add(pending as usize, Ordering::Relaxed);
+            self.unreported.store(0, Ordering::Relaxed);
+        } else {
+            self.unreported.store(pending, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for AllocState {
+    fn drop(&mut self) {
+        let pending = self.unreported.load(Ordering::Relaxed);
+        TOTAL_LUA_MEMORY.fetch_add(pending as usize, Ordering::Relaxed);
+    }
 }
 
 /// What a Lua service shares with other threads (the SIGNAL handler, `memory.info`).
@@ -89,6 +111,7 @@ impl Shared {
             main: AtomicPtr::new(std::ptr::null_mut()),
             alloc: AllocState {
                 used: AtomicUsize::new(0),
+                unreported: std::sync::atomic::AtomicIsize::new(0),
                 limit: AtomicUsize::new(0),
                 report: AtomicUsize::new(MEMORY_WARNING_REPORT),
                 handle,
@@ -352,18 +375,41 @@ unsafe extern "C-unwind" fn loadfile_with_embedded(L: *mut lua_State) -> c_int {
             return 1;
         }
     }
-    // Not virtual: the standard loadfile (upvalue 1).
-    let n = ffi::lua_gettop(L);
-    ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
-    ffi::lua_insert(L, 1);
-    ffi::lua_call(L, n, ffi::LUA_MULTRET);
-    ffi::lua_gettop(L)
+    // A real file: through the bytecode cache (stdin when no name is given).
+    if ffi::lua_type(L, 1) != ffi::LUA_TSTRING {
+        let n = ffi::lua_gettop(L);
+        ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(L, 1);
+        ffi::lua_call(L, n, ffi::LUA_MULTRET);
+        return ffi::lua_gettop(L);
+    }
+    let mode = if ffi::lua_type(L, 2) == ffi::LUA_TSTRING {
+        ffi::lua_tostring(L, 2)
+    } else {
+        std::ptr::null()
+    };
+    let has_env = ffi::lua_type(L, 3) != ffi::LUA_TNONE;
+    let path = CStr::from_ptr(ffi::lua_tostring(L, 1));
+    if crate::lua::codecache::load_file(L, path, mode) != ffi::LUA_OK {
+        ffi::lua_pushnil(L);
+        ffi::lua_insert(L, -2);
+        return 2;
+    }
+    if has_env {
+        ffi::lua_pushvalue(L, 3);
+        if ffi::lua_setupvalue(L, -2, 1).is_null() {
+            ffi::lua_pop(L, 1);
+        }
+    }
+    1
 }
 
 unsafe fn install_embedded_fallback(L: *mut lua_State) {
     ffi::lua_getglobal(L, c"package".as_ptr());
     ffi::lua_getfield(L, -1, c"searchers".as_ptr());
     let n = ffi::lua_rawlen(L, -1);
+    ffi::lua_pushcfunction(L, crate::lua::codecache::lua_file_searcher);
+    ffi::lua_rawseti(L, -2, 2);
     ffi::lua_pushcfunction(L, embedded_searcher);
     ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
     ffi::lua_pop(L, 2);

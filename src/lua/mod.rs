@@ -2,6 +2,7 @@
 //! The Lua host: Lua 5.4 states for snlua services ([`host`]), the Lua framework
 //! embedded in the binary ([`embedded`]) and the native modules ([`modules`]).
 
+pub mod codecache;
 pub mod embedded;
 pub mod host;
 pub mod modules;

@@ -120,7 +120,7 @@ impl Snlua {
             let loader = optenv("lualoader", "./lualib/loader.lua");
             let status = if std::path::Path::new(&loader).is_file() {
                 let c = CString::new(loader.clone()).unwrap_or_default();
-                ffi::luaL_loadfilex(L, c.as_ptr(), std::ptr::null())
+                crate::lua::codecache::load_file(L, &c, std::ptr::null())
             } else {
                 let code = embedded::file("lualib/loader.lua").unwrap_or(b"error 'no loader'");
                 let name = format!("@{}lualib/loader.lua", embedded::VIRTUAL_ROOT);
