@@ -133,7 +133,6 @@ skynet.unpack = c.unpack
 skynet.tostring = c.tostring
 skynet.trash = c.trash
 skynet.genid = c.genid
-skynet.pcall = pcall
 
 do
 	local ok, cache = pcall(require, "skynet.codecache")
@@ -952,6 +951,13 @@ end
 -- service lifecycle
 
 skynet.init = skynet_require.init
+
+-- HEAD: plain pcall. 2016 code used skynet.pcall(start) to run pending init
+-- functions first: do that too (a no-op once the service has started).
+function skynet.pcall(f, ...)
+	skynet_require.init_all()
+	return pcall(f, ...)
+end
 
 function skynet.init_service(start)
 	local ok, err = xpcall(function()
