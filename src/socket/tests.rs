@@ -184,11 +184,6 @@ fn connect_ok_and_refused() {
     let e = next_kind(&rx, SOCKET_ERROR);
     assert_eq!((e.id, e.text.as_str()), (id2, "Connection refused"));
     assert!(!srv.send(id2, Buffer::Slice(b"x")));
-    // DNS failure text comes from gai_strerror.
-    let id3 = srv.connect(5, "no-such-host.invalid", 80).unwrap();
-    let e = next_kind(&rx, SOCKET_ERROR);
-    assert_eq!(e.id, id3);
-    assert!(!e.text.is_empty());
     srv.exit();
 }
 
