@@ -388,3 +388,9 @@ end)
 fn upstream_style_echo() {
     run_lua_test("testecho");
 }
+
+#[test]
+fn launcher_loglaunch_writes_message_log() {
+    let logdir = TempDir::new("t_loglaunch_logs");
+    run_lua_test_with("t_loglaunch", &format!("logpath = {:?}", logdir.path().display().to_string()));
+}
