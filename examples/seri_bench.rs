@@ -16,7 +16,7 @@ use mlua::ffi::*;
 use skynet::lua::modules::seri;
 
 unsafe extern "C-unwind" fn l_trash(L: *mut lua_State) -> c_int {
-    libc::free(lua_touserdata(L, 1));
+    skynet::message::payload_free(lua_touserdata(L, 1) as *mut u8);
     0
 }
 

@@ -43,7 +43,7 @@ unsafe extern "C-unwind" fn l_tostring(L: *mut lua_State) -> c_int {
 /// `trash(ptr, size)`: free a buffer from `pack` (skynet.trash).
 unsafe extern "C-unwind" fn l_trash(L: *mut lua_State) -> c_int {
     if lua_type(L, 1) == LUA_TLIGHTUSERDATA {
-        libc::free(lua_touserdata(L, 1));
+        skynet::message::payload_free(lua_touserdata(L, 1) as *mut u8);
     }
     0
 }
@@ -662,7 +662,7 @@ fn unpack_argument_forms() {
         let p = lua_touserdata(L, 1) as *const u8;
         let n = lua_tointegerx(L, 2, std::ptr::null_mut()) as usize;
         assert_eq!(std::slice::from_raw_parts(p, n + 1), b"\x1cabc\0");
-        libc::free(p as *mut c_void);
+        skynet::message::payload_free(p as *mut u8);
         lua_settop(L, 0);
     }
 }
