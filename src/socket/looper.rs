@@ -310,7 +310,11 @@ impl Looper {
         let pending = !s.out_empty();
         let closing = s.closing;
         self.set_state(id, |st| {
-            st.state = if closing { State::NoWrite } else { State::Connected };
+            st.state = if closing {
+                State::NoWrite
+            } else {
+                State::Connected
+            };
             st.fd = fd;
         });
         let text = peer.map(|a| a.ip().to_string()).unwrap_or_default();
