@@ -1,0 +1,494 @@
+//! The native `package` service of the sample game server (`sample.md` §5): one
+//! instance owns one client connection, cuts its byte stream into packets and serves
+//! them to Lua services on demand.
+//!
+//! Launch param: `"<owner> <socket id>"` (owner = socket_proxyd's handle in decimal).
+//!
+//! # Protocol
+//!
+//! * `PTYPE_TEXT` commands (first byte): `R` read one packet (the reply is a
+//!   `PTYPE_RESPONSE` whose payload is the packet without its 2-byte length, or
+//!   `PTYPE_ERROR` once the connection is closed); `K` close the connection; `I`
+//!   status text `req=<n> resp=<n> uncomplete=<missing>/<size>`.
+//! * `PTYPE_CLIENT`: one outgoing packet; the 2-byte big-endian length is added here.
+//! * `PTYPE_RESPONSE`: the heartbeat timer (every 10 s); a tick with no `DATA` since
+//!   the previous one closes the connection (`timeout <fd>`).
+//! * Socket events: the first `CONNECT` reports `SUCC` to the owner; `CLOSE`/`ERROR`
+//!   report `FAIL` if that never happened, then the service exits (pending reads get
+//!   errors, the owner gets `CLOSED`).
+//!
+//! # Design and invariants
+//!
+//! * Packets are assembled directly into payload blocks ([`Block`]) that are handed to
+//!   the reader without a copy (DONTCOPY). A block is owned by exactly one place: the
+//!   assembler, the packet queue, or (after the reply) the reader.
+//! * Read requests and complete packets are two FIFOs; at most one of them is
+//!   non-empty after any message has been handled (while the connection is open).
+//! * Nothing here trusts the network: any length prefix is acceptable framing (0 to
+//!   65535 bytes), and no input panics. Oversized outgoing packets are logged and
+//!   dropped. Request/response traffic is latency bound, so the socket gets
+//!   `TCP_NODELAY`.
+//! * After `closed` is set no socket operation is issued again; dropping the service
+//!   (killed from outside, abort) closes a still-open connection.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::command;
+use crate::context::Context;
+use crate::message::{payload_alloc, payload_free, ptype, Message};
+use crate::runtime;
+use crate::services::NativeService;
+use crate::socket::{
+    Buffer, SocketMessage, HEADER_SIZE, SOCKET_CLOSE, SOCKET_CONNECT, SOCKET_DATA, SOCKET_ERROR,
+    SOCKET_UDP, SOCKET_WARNING,
+};
+
+/// Heartbeat period in centiseconds (`TIMEOUT "1000"`).
+const HEARTBEAT: i64 = 1000;
+/// Largest packet the 2-byte header can describe.
+const MAX_PACKET: usize = 0xffff;
+
+/// An exclusively owned payload block (see [`crate::message::payload_alloc`]).
+struct Block {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the block is exclusively owned; it moves with the service.
+unsafe impl Send for Block {}
+
+impl Block {
+    fn new(len: usize) -> Block {
+        Block {
+            ptr: payload_alloc(len),
+            len,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: ptr holds len (+1) bytes owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// Give the block away; the caller must free it (or hand it on with DONTCOPY).
+    fn into_raw(self) -> (*mut u8, usize) {
+        let me = std::mem::ManuallyDrop::new(self);
+        (me.ptr, me.len)
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: owned payload block, freed once.
+        unsafe { payload_free(self.ptr) };
+    }
+}
+
+/// The packet being assembled.
+enum Partial {
+    /// Waiting for a header; `Some(b)` when its first byte is already here.
+    Header(Option<u8>),
+    /// Body of a packet: `filled` of `block.len` bytes are here.
+    Body { block: Block, filled: usize },
+}
+
+/// Incremental `[len_hi][len_lo][body]` decoder.
+struct Assembler {
+    partial: Partial,
+    /// Size of the last packet started (for the `I` report).
+    last_size: usize,
+}
+
+impl Assembler {
+    fn new() -> Assembler {
+        Assembler {
+            partial: Partial::Header(None),
+            last_size: 0,
+        }
+    }
+
+    /// Consume `bytes`, appending every completed packet to `out`.
+    fn feed(&mut self, mut bytes: &[u8], out: &mut VecDeque<Block>) {
+        while !bytes.is_empty() {
+            match &mut self.partial {
+                Partial::Header(None) => {
+                    if bytes.len() >= 2 {
+                        let size = (bytes[0] as usize) << 8 | bytes[1] as usize;
+                        bytes = &bytes[2..];
+                        self.start(size, out);
+                    } else {
+                        self.partial = Partial::Header(Some(bytes[0]));
+                        bytes = &[];
+                    }
+                }
+                Partial::Header(Some(hi)) => {
+                    let size = (*hi as usize) << 8 | bytes[0] as usize;
+                    bytes = &bytes[1..];
+                    self.start(size, out);
+                }
+                Partial::Body { block, filled } => {
+                    let n = (block.len - *filled).min(bytes.len());
+                    block.as_mut_slice()[*filled..*filled + n].copy_from_slice(&bytes[..n]);
+                    *filled += n;
+                    bytes = &bytes[n..];
+                    if *filled == block.len {
+                        if let Partial::Body { block, .. } =
+                            std::mem::replace(&mut self.partial, Partial::Header(None))
+                        {
+                            out.push_back(block);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, size: usize, out: &mut VecDeque<Block>) {
+        self.last_size = size;
+        if size == 0 {
+            out.push_back(Block::new(0));
+            self.partial = Partial::Header(None);
+        } else {
+            self.partial = Partial::Body {
+                block: Block::new(size),
+                filled: 0,
+            };
+        }
+    }
+
+    /// `<missing>/<size>` for the `I` report.
+    fn status(&self) -> String {
+        match &self.partial {
+            Partial::Header(Some(_)) => "-1/0".to_string(),
+            Partial::Header(None) => format!("-1/{}", self.last_size),
+            Partial::Body { block, filled } => format!("{}/{}", block.len - filled, block.len),
+        }
+    }
+}
+
+/// The package service state (one per connection).
+pub struct Package {
+    handle: u32,
+    owner: u32,
+    fd: i32,
+    /// SUCC or FAIL has been reported to the owner.
+    reported: bool,
+    closed: bool,
+    /// DATA messages seen, and their count at the last heartbeat tick.
+    recv: u64,
+    heartbeat: u64,
+    requests: VecDeque<(u32, i32)>,
+    packets: VecDeque<Block>,
+    asm: Assembler,
+}
+
+impl Default for Package {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Package {
+    pub fn new() -> Package {
+        Package {
+            handle: 0,
+            owner: 0,
+            fd: 0,
+            reported: false,
+            closed: false,
+            recv: 0,
+            heartbeat: 0,
+            requests: VecDeque::new(),
+            packets: VecDeque::new(),
+            asm: Assembler::new(),
+        }
+    }
+
+    fn log(&self, text: &str) {
+        runtime::get().log(self.handle, text);
+    }
+
+    fn reply_error(&self, ctx: &Context, dest: u32, session: i32) {
+        let _ = runtime::get().send(
+            Some(ctx),
+            self.handle,
+            dest,
+            ptype::ERROR as i32,
+            session,
+            std::ptr::null_mut(),
+            0,
+        );
+    }
+
+    fn reply_packet(&self, ctx: &Context, dest: u32, session: i32, block: Block) {
+        let (ptr, len) = block.into_raw();
+        let _ = runtime::get().send(
+            Some(ctx),
+            self.handle,
+            dest,
+            ptype::RESPONSE as i32 | ptype::TAG_DONTCOPY,
+            session,
+            ptr,
+            len,
+        );
+    }
+
+    fn reply_text(&self, ctx: &Context, dest: u32, session: i32, text: &str) {
+        let _ = runtime::get().send(
+            Some(ctx),
+            self.handle,
+            dest,
+            ptype::RESPONSE as i32,
+            session,
+            text.as_ptr() as *mut u8,
+            text.len(),
+        );
+    }
+
+    fn tell_owner(&self, ctx: &Context, text: &str) {
+        let _ = runtime::get().send(
+            Some(ctx),
+            self.handle,
+            self.owner,
+            ptype::TEXT as i32,
+            0,
+            text.as_ptr() as *mut u8,
+            text.len(),
+        );
+    }
+
+    /// Answer queued reads with queued packets, FIFO.
+    fn serve(&mut self, ctx: &Context) {
+        while !self.requests.is_empty() && !self.packets.is_empty() {
+            let (dest, session) = self.requests.pop_front().unwrap_or((0, 0));
+            if let Some(block) = self.packets.pop_front() {
+                self.reply_packet(ctx, dest, session, block);
+            }
+        }
+    }
+
+    fn command(&mut self, ctx: &Context, msg: &Message) {
+        let bytes = msg.bytes();
+        match bytes.first() {
+            Some(b'R') => {
+                if self.closed {
+                    self.reply_error(ctx, msg.source, msg.session);
+                } else if let Some(block) = self.packets.pop_front() {
+                    self.reply_packet(ctx, msg.source, msg.session, block);
+                } else {
+                    self.requests.push_back((msg.source, msg.session));
+                }
+            }
+            Some(b'K') => {
+                if !self.closed {
+                    runtime::socket_server().shutdown(self.fd);
+                }
+            }
+            Some(b'I') => {
+                let text = format!(
+                    "req={} resp={} uncomplete={}",
+                    self.requests.len(),
+                    self.packets.len(),
+                    self.asm.status()
+                );
+                self.reply_text(ctx, msg.source, msg.session, &text);
+            }
+            _ => {
+                self.log(&format!(
+                    "Invalid command {}",
+                    String::from_utf8_lossy(bytes)
+                ));
+                if msg.session != 0 {
+                    self.reply_error(ctx, msg.source, msg.session);
+                }
+            }
+        }
+    }
+
+    fn outgoing(&mut self, msg: &Message) {
+        let body = msg.bytes();
+        if body.len() > MAX_PACKET {
+            self.log(&format!("package too long ({:08x})", body.len()));
+            return;
+        }
+        if self.closed {
+            return;
+        }
+        let mut packet = Vec::with_capacity(body.len() + 2);
+        packet.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        packet.extend_from_slice(body);
+        runtime::socket_server().send(self.fd, Buffer::Vec(packet));
+    }
+
+    fn tick(&mut self, ctx: &Context) {
+        if self.closed {
+            return;
+        }
+        if self.recv == self.heartbeat {
+            runtime::socket_server().shutdown(self.fd);
+            self.log(&format!("timeout {}", self.fd));
+        } else {
+            self.heartbeat = self.recv;
+            runtime::get().timeout(ctx, HEARTBEAT);
+        }
+    }
+
+    fn socket(&mut self, ctx: &Context, msg: &Message) {
+        if msg.size < HEADER_SIZE || msg.data.is_null() {
+            return;
+        }
+        // SAFETY: socket payloads start with a SocketMessage.
+        let m = unsafe { std::ptr::read_unaligned(msg.data as *const SocketMessage) };
+        match m.kind {
+            SOCKET_DATA | SOCKET_UDP => {
+                if m.buffer.is_null() {
+                    return;
+                }
+                if m.kind == SOCKET_DATA && m.id == self.fd && !self.closed {
+                    self.recv += 1;
+                    // SAFETY: a DATA block holds ud bytes.
+                    let bytes =
+                        unsafe { std::slice::from_raw_parts(m.buffer, m.ud.max(0) as usize) };
+                    self.asm.feed(bytes, &mut self.packets);
+                    self.serve(ctx);
+                }
+                // SAFETY: the data block is ours.
+                unsafe { payload_free(m.buffer) };
+            }
+            SOCKET_CONNECT => {
+                if m.id == self.fd && !self.reported {
+                    self.reported = true;
+                    self.tell_owner(ctx, "SUCC");
+                }
+            }
+            SOCKET_CLOSE | SOCKET_ERROR => {
+                if !self.reported {
+                    self.reported = true;
+                    self.tell_owner(ctx, "FAIL");
+                }
+                if m.id != self.fd {
+                    self.log(&format!("Invalid fd ({}), should be ({})", m.id, self.fd));
+                    return;
+                }
+                if self.closed {
+                    return;
+                }
+                self.serve(ctx);
+                self.exit(ctx);
+            }
+            SOCKET_WARNING => self.log(&format!("Overload on {}", self.fd)),
+            _ => {}
+        }
+    }
+
+    fn exit(&mut self, ctx: &Context) {
+        self.closed = true;
+        for (dest, session) in std::mem::take(&mut self.requests) {
+            self.reply_error(ctx, dest, session);
+        }
+        self.packets.clear();
+        self.tell_owner(ctx, "CLOSED");
+        command::run(runtime::get(), ctx, "EXIT", None);
+    }
+}
+
+fn parse_param(param: &str) -> Option<(u32, i32)> {
+    let mut it = param.split_whitespace();
+    let owner = it.next()?.parse::<u32>().ok()?;
+    let fd = it.next()?.parse::<i32>().ok()?;
+    (owner != 0 && fd != 0).then_some((owner, fd))
+}
+
+impl NativeService for Package {
+    fn init(&mut self, ctx: &Arc<Context>, param: Option<&str>) -> Result<(), String> {
+        self.handle = ctx.handle();
+        let param = param.unwrap_or("");
+        let Some((owner, fd)) = parse_param(param) else {
+            self.log(&format!("Invalid param [{param}]"));
+            return Err(String::new());
+        };
+        self.owner = owner;
+        self.fd = fd;
+        let srv = runtime::socket_server();
+        srv.start(self.handle, fd);
+        srv.nodelay(fd);
+        runtime::get().timeout(ctx, HEARTBEAT);
+        Ok(())
+    }
+
+    fn dispatch(&mut self, ctx: &Arc<Context>, msg: &mut Message) -> bool {
+        match msg.ty {
+            ptype::TEXT => self.command(ctx, msg),
+            ptype::CLIENT => self.outgoing(msg),
+            ptype::RESPONSE => self.tick(ctx),
+            ptype::SOCKET => self.socket(ctx, msg),
+            ptype::ERROR => {}
+            _ => {
+                if msg.session > 0 {
+                    self.reply_error(ctx, msg.source, msg.session);
+                }
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Package {
+    fn drop(&mut self) {
+        if !self.closed && self.fd != 0 && runtime::try_get().is_some() {
+            runtime::socket_server().close(self.fd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(q: &VecDeque<Block>) -> Vec<usize> {
+        q.iter().map(|b| b.len).collect()
+    }
+
+    #[test]
+    fn assembles_split_and_batched_packets() {
+        let mut a = Assembler::new();
+        let mut out = VecDeque::new();
+        assert_eq!(a.status(), "-1/0");
+        a.feed(&[0], &mut out);
+        assert_eq!(a.status(), "-1/0");
+        a.feed(&[3, b'a'], &mut out);
+        assert_eq!(a.status(), "2/3");
+        a.feed(&[b'b', b'c', 0, 0, 0, 1, b'x', 0], &mut out);
+        assert_eq!(sizes(&out), vec![3, 0, 1]);
+        assert_eq!(a.status(), "-1/0");
+        let mut first = out.pop_front().unwrap();
+        assert_eq!(first.as_mut_slice(), b"abc");
+        a.feed(&[4], &mut out);
+        assert_eq!(a.status(), "4/4");
+        a.feed(b"ping", &mut out);
+        assert_eq!(a.status(), "-1/4");
+        assert_eq!(sizes(&out), vec![0, 1, 4]);
+    }
+
+    #[test]
+    fn max_size_packet() {
+        let mut a = Assembler::new();
+        let mut out = VecDeque::new();
+        let mut bytes = vec![0xff, 0xff];
+        bytes.extend(std::iter::repeat_n(7u8, 0xffff));
+        for chunk in bytes.chunks(1000) {
+            a.feed(chunk, &mut out);
+        }
+        assert_eq!(sizes(&out), vec![0xffff]);
+    }
+
+    #[test]
+    fn param_parsing() {
+        assert_eq!(parse_param("13 4"), Some((13, 4)));
+        assert_eq!(parse_param("13"), None);
+        assert_eq!(parse_param("0 4"), None);
+        assert_eq!(parse_param("13 0"), None);
+        assert_eq!(parse_param("x y"), None);
+    }
+}
