@@ -108,6 +108,8 @@ pub(crate) struct Looper {
     reserve: sys::ReserveFd,
     exiting: bool,
     udp_buf: Vec<u8>,
+    /// `srv.now_cs()` read once per loop turn (read/write timestamps for netstat).
+    now: u64,
 }
 
 enum After {
@@ -128,6 +130,7 @@ impl Looper {
             reserve: sys::ReserveFd::open(),
             exiting: false,
             udp_buf: vec![0; UDP_MAX + 1],
+            now: 0,
         }
     }
 
@@ -146,6 +149,7 @@ impl Looper {
                 }
                 continue;
             }
+            self.now = self.srv.now_cs();
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     continue;
@@ -374,7 +378,7 @@ impl Looper {
                     }
                     self.insert(Sock::new(nid, owner, Kind::Tcp, fd, Some(own)));
                     self.set_state(nid, |st| st.state = State::PAccept);
-                    let now = self.srv.now_cs();
+                    let now = self.now;
                     if let Some(l) = self.get(id) {
                         l.accepts += 1;
                         l.rtime = now;
@@ -426,7 +430,7 @@ impl Looper {
     }
 
     fn read_tcp(&mut self, id: i32) -> After {
-        let now = self.srv.now_cs();
+        let now = self.now;
         let s = self.get(id).unwrap();
         let cap = s.rsize;
         let fd = s.fd;
@@ -544,7 +548,7 @@ impl Looper {
 
     /// Write queued output until the kernel pushes back or the lists are empty.
     fn flush(&mut self, id: i32) {
-        let now = self.srv.now_cs();
+        let now = self.now;
         let s = self.get(id).unwrap();
         let fd = s.fd;
         let kind = s.kind;
