@@ -29,6 +29,14 @@ pub struct MessageQueue {
     state: Mutex<State>,
 }
 
+/// A popped message, the queue length left behind, and the length to report as an
+/// overload (0 unless the threshold was just crossed).
+pub struct Popped {
+    pub msg: Message,
+    pub left: usize,
+    pub overload: usize,
+}
+
 /// What a push did, so the caller can schedule the service.
 #[must_use]
 pub enum Pushed {
@@ -72,18 +80,22 @@ impl MessageQueue {
         }
     }
 
-    /// Pop one message and the remaining length. `None` means empty, and the queue is
-    /// now unscheduled.
-    pub fn pop(&self) -> Option<(Message, usize)> {
+    /// Pop one message. `None` means empty, and the queue is now unscheduled.
+    pub fn pop(&self) -> Option<Popped> {
         let mut s = self.state.lock();
         match s.messages.pop_front() {
-            Some(m) => {
-                let len = s.messages.len();
-                while len > s.overload_threshold {
-                    s.overload = len;
+            Some(msg) => {
+                let left = s.messages.len();
+                while left > s.overload_threshold {
+                    s.overload = left;
                     s.overload_threshold *= 2;
                 }
-                Some((m, len))
+                let overload = std::mem::take(&mut s.overload);
+                Some(Popped {
+                    msg,
+                    left,
+                    overload,
+                })
             }
             None => {
                 s.overload_threshold = OVERLOAD_THRESHOLD;
@@ -118,12 +130,6 @@ impl MessageQueue {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The length recorded at the last overload crossing (reported once), or 0.
-    pub fn take_overload(&self) -> usize {
-        let mut s = self.state.lock();
-        std::mem::take(&mut s.overload)
-    }
 }
 
 #[cfg(test)]
@@ -139,13 +145,13 @@ mod tests {
         let q = MessageQueue::new();
         // New queues start scheduled (init in progress).
         assert!(matches!(q.push(m(1)), Ok(Pushed::Queued)));
-        assert_eq!(q.pop().unwrap().0.session, 1);
+        assert_eq!(q.pop().unwrap().msg.session, 1);
         assert!(q.pop().is_none()); // clears the flag
         assert!(matches!(q.push(m(2)), Ok(Pushed::Schedule)));
         assert!(matches!(q.push(m(3)), Ok(Pushed::Queued)));
-        let (first, left) = q.pop().unwrap();
-        assert_eq!((first.session, left), (2, 1));
-        assert_eq!(q.pop().unwrap().0.session, 3);
+        let first = q.pop().unwrap();
+        assert_eq!((first.msg.session, first.left), (2, 1));
+        assert_eq!(q.pop().unwrap().msg.session, 3);
         assert!(q.pop().is_none());
         assert!(q.claim_schedule());
         assert!(!q.claim_schedule());
@@ -160,16 +166,12 @@ mod tests {
         for i in 0..3000 {
             let _ = q.push(m(i));
         }
-        q.pop();
-        assert_eq!(q.take_overload(), 2999); // crossed 1024 and 2048
-        assert_eq!(q.take_overload(), 0);
-        q.pop();
-        assert_eq!(q.take_overload(), 0); // threshold is 4096 now
+        assert_eq!(q.pop().unwrap().overload, 2999); // crossed 1024 and 2048
+        assert_eq!(q.pop().unwrap().overload, 0); // threshold is 4096 now
         while q.pop().is_some() {}
         for i in 0..1100 {
             let _ = q.push(m(i));
         }
-        q.pop();
-        assert_eq!(q.take_overload(), 1099);
+        assert_eq!(q.pop().unwrap().overload, 1099);
     }
 }

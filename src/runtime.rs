@@ -398,7 +398,9 @@ impl Runtime {
     /// Deliver one message to a service (on the worker holding its queue).
     #[inline]
     pub fn dispatch(&self, ctx: &Arc<Context>, msg: &mut Message) {
-        ctx.message_count.fetch_add(1, Ordering::Relaxed);
+        // Single writer (this worker): plain load/store, no locked instruction.
+        let count = &ctx.message_count;
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         ctx.log_message(msg, self.timer.now());
         // SAFETY: this worker holds the queue.
         unsafe { ctx.note_request(msg) };

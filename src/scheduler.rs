@@ -157,12 +157,12 @@ fn dispatch_batch(
     let mut budget = 1usize;
     let mut done = 0usize;
     while done < budget {
-        let (mut msg, left) = ctx.queue.pop()?;
+        let popped = ctx.queue.pop()?;
+        let (mut msg, overload) = (popped.msg, popped.overload);
         if done == 0 && weight >= 0 {
-            budget = (left >> weight).max(1);
+            budget = (popped.left >> weight).max(1);
         }
         done += 1;
-        let overload = ctx.queue.take_overload();
         if overload > 0 {
             rt.log(
                 ctx.handle(),
