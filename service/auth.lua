@@ -1,7 +1,6 @@
 -- Signup/signin for fresh connections (sample.md 4.8). Users live in memory for the
 -- life of the process. shakehand(fd) serves the connection until a successful
 -- signin and returns the user id.
-local skynet = require "skynet"
 local service = require "service"
 local client = require "client"
 local log = require "log"
@@ -46,5 +45,3 @@ service.init {
 	info = users,
 	init = client.init "proto",
 }
-
-return skynet
