@@ -203,15 +203,13 @@ impl Client {
     /// Send `name` and wait for its response: (wire bytes, result, ud).
     fn call(&mut self, name: &str, args: Value) -> (Vec<u8>, Option<Value>, Option<String>) {
         let (s, _) = self.request(name, args);
-        loop {
-            match self.recv() {
-                (wire, Incoming::Response(r)) => {
-                    assert_eq!(r.session, s, "responses come in order");
-                    let ud = r.ud.map(|u| String::from_utf8_lossy(&u).into_owned());
-                    return (wire, r.result, ud);
-                }
-                (_, Incoming::Request(r)) => panic!("unexpected push {}", r.name),
+        match self.recv() {
+            (wire, Incoming::Response(r)) => {
+                assert_eq!(r.session, s, "responses come in order");
+                let ud = r.ud.map(|u| String::from_utf8_lossy(&u).into_owned());
+                (wire, r.result, ud)
             }
+            (_, Incoming::Request(r)) => panic!("unexpected push {}", r.name),
         }
     }
 
@@ -347,7 +345,7 @@ fn first_time_user_fixtures_and_linger() {
     let dt = t0.elapsed().as_secs_f64();
     assert!((8.5..12.0).contains(&dt), "linger was {dt:.2}s");
     s.wait("[:00000012] KILL self", T);
-    assert_eq!(s.console("info f").contains("alice"), false);
+    assert!(!s.console("info f").contains("alice"));
 
     // returning user after the agent exited: a new agent
     let mut c = s.connect();

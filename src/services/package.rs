@@ -356,11 +356,9 @@ impl Package {
                 // SAFETY: the data block is ours.
                 unsafe { payload_free(m.buffer) };
             }
-            SOCKET_CONNECT => {
-                if m.id == self.fd && !self.reported {
-                    self.reported = true;
-                    self.tell_owner(ctx, "SUCC");
-                }
+            SOCKET_CONNECT if m.id == self.fd && !self.reported => {
+                self.reported = true;
+                self.tell_owner(ctx, "SUCC");
             }
             SOCKET_CLOSE | SOCKET_ERROR => {
                 if !self.reported {
