@@ -31,10 +31,15 @@ pub struct Runtime {
     clock: Instant,
     pub sighup: AtomicBool,
     pub sigterm: AtomicBool,
+    aborting: AtomicBool,
     socket: OnceLock<Arc<crate::socket::SocketServer>>,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// Session of the marker that closes the logger at the end of an abort (never a
+/// real session: those are positive).
+const LOGGER_CLOSE_SESSION: i32 = -0x4c4f47;
 
 /// The runtime. Panics if called before [`init`] (a programming error, not input).
 pub fn get() -> &'static Runtime {
@@ -62,6 +67,7 @@ pub fn init(harbor: u32, workers: usize, profile: bool) -> &'static Runtime {
         clock: Instant::now(),
         sighup: AtomicBool::new(false),
         sigterm: AtomicBool::new(false),
+        aborting: AtomicBool::new(false),
         socket: OnceLock::new(),
     })
 }
@@ -360,8 +366,10 @@ impl Runtime {
         if self.harbor_service.load(Ordering::Acquire) == handle {
             return; // not counted
         }
-        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.shutdown();
+        match self.live.fetch_sub(1, Ordering::SeqCst) {
+            1 => self.shutdown(),
+            2 => self.close_logger_if_last(),
+            _ => {}
         }
     }
 
@@ -374,9 +382,38 @@ impl Runtime {
     }
 
     /// Retire every service (`ABORT`, SIGTERM).
+    ///
+    /// Unlike upstream, which retires the logger with everyone else and loses the
+    /// lines still queued for it, the logger goes last: once it is the only service
+    /// left, a close marker is queued behind its pending lines (see [`Self::dispatch`]).
     pub fn abort(&self) {
+        self.aborting.store(true, Ordering::SeqCst);
+        let logger = self.logger_handle();
         for ctx in self.handles.all() {
-            self.retire(ctx.handle());
+            if ctx.handle() != logger {
+                self.retire(ctx.handle());
+            }
+        }
+        self.close_logger_if_last();
+    }
+
+    /// During an abort, when only the logger is left, queue its close marker.
+    fn close_logger_if_last(&self) {
+        if !self.aborting.load(Ordering::SeqCst) || self.live.load(Ordering::SeqCst) != 1 {
+            return;
+        }
+        let logger = self.logger_handle();
+        let marker = Message::new(
+            0,
+            LOGGER_CLOSE_SESSION,
+            ptype::SYSTEM,
+            std::ptr::null_mut(),
+            0,
+        );
+        if logger == 0 || self.push(logger, marker).is_err() {
+            for ctx in self.handles.all() {
+                self.retire(ctx.handle());
+            }
         }
     }
 
@@ -398,6 +435,10 @@ impl Runtime {
     /// Deliver one message to a service (on the worker holding its queue).
     #[inline]
     pub fn dispatch(&self, ctx: &Arc<Context>, msg: &mut Message) {
+        if msg.session == LOGGER_CLOSE_SESSION && msg.ty == ptype::SYSTEM && msg.source == 0 {
+            self.retire(ctx.handle());
+            return;
+        }
         // Single writer (this worker): plain load/store, no locked instruction.
         let count = &ctx.message_count;
         count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);

@@ -426,3 +426,87 @@ fn sighup_reopens_the_log_file() {
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert!(old.contains("FIRST"));
 }
+
+#[test]
+fn text_commands_behave_as_upstream() {
+    let dir = TempDir::new("commands");
+    let logdir = dir.path().join("logs");
+    std::fs::create_dir_all(&logdir).unwrap();
+    let body = r#"
+local me = self()
+local function check(name, got, want)
+    log(got == want and "CMD OK" or "CMD BAD", name, tostring(got), tostring(want))
+end
+check("REG", c.command("REG"), string.format(":%x", me))
+check("REG name", c.command("REG", ".alpha"), "alpha")
+check("REG taken", c.command("REG", ".alpha"), nil)
+check("QUERY", c.command("QUERY", ".alpha"), string.format(":%x", me))
+check("QUERY missing", c.command("QUERY", ".nope"), nil)
+check("addresscommand QUERY", c.addresscommand("QUERY", ".alpha"), me)
+check("NAME", c.command("NAME", string.format(".beta :%08x", me)), "beta")
+check("QUERY beta", c.addresscommand("QUERY", ".beta"), me)
+local launched = c.command("LAUNCH", "snlua child")
+check("LAUNCH format", launched:match("^:%x%x%x%x%x%x%x%x$") ~= nil and launched:upper() == launched, true)
+local child = tonumber(launched:sub(2), 16)
+check("GETENV default", c.command("GETENV", "profile"), "true")
+c.command("SETENV", "newkey hello world")
+check("SETENV", c.command("GETENV", "newkey"), "hello world")
+c.command("SETENV", "newkey other")
+check("SETENV keeps", c.command("GETENV", "newkey"), "hello world")
+check("STARTTIME", math.abs(tonumber(c.command("STARTTIME")) - os.time()) < 5, true)
+check("STAT mqlen", c.intcommand("STAT", "mqlen"), 0)
+check("STAT message", c.intcommand("STAT", "message") >= 1, true)
+check("STAT cpu float", math.type(c.intcommand("STAT", "cpu")), "float")
+check("STAT other", c.command("STAT", "nothing"), "")
+check("STAT endless", c.command("STAT", "endless"), "0")
+check("MONITOR unset", c.command("MONITOR"), nil)
+c.command("MONITOR", string.format(":%x", me))
+check("MONITOR set", c.command("MONITOR"), string.format(":%x", me))
+check("TIMEOUT session", math.type(c.intcommand("TIMEOUT", 1000)), "integer")
+check("unknown", c.command("NOSUCH"), nil)
+check("intcommand hex", c.intcommand("GETENV", "hexval"), 31)
+c.command("LOGON", string.format(":%08x", me))
+c.callback(function(ty, msg, sz, session, source)
+    if ty == 3 then
+        -- exit notice from the monitored child
+        log("MONITOR NOTICE from", source == child)
+        c.command("LOGOFF", string.format(":%08x", me))
+        log("ABORTING")
+        c.command("ABORT")
+    end
+end)
+c.send(child, 0, 0, "exit please")
+"#;
+    dir.write("cmds.lua", &format!("{PRELUDE}\n{body}"));
+    dir.write(
+        "child.lua",
+        &format!(
+            "{PRELUDE}\nc.command('REG', '.child')\nc.callback(function() c.command('EXIT') end)\n"
+        ),
+    );
+    let conf = core_config(
+        &dir,
+        "cmds",
+        &format!("hexval = \"0x1f\"\nlogpath = \"{}\"", logdir.display()),
+    );
+    let mut sk = Skynet::start(&conf, dir.path());
+    assert_eq!(
+        sk.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "ABORT ends the process:\n{}",
+        sk.log()
+    );
+    let log = sk.log();
+    assert!(!log.contains("CMD BAD"), "{log}");
+    assert_eq!(log.matches("CMD OK").count(), 23, "{log}");
+    assert!(log.contains("MONITOR NOTICE from true"), "{log}");
+    assert!(log.contains("KILL self"), "{log}");
+    let msglog = std::fs::read_to_string(logdir.join("00000002.log")).unwrap();
+    assert!(msglog.starts_with("open time: "), "{msglog}");
+    assert!(msglog.contains("close time: "), "{msglog}");
+    // The monitor notice was logged as a record: source, type 3, session 0.
+    assert!(
+        msglog.lines().any(|l| l.starts_with(":00000003 3 0 ")),
+        "{msglog}"
+    );
+}
