@@ -59,6 +59,7 @@ function client.dispatch(c)
 		local kind, name, args, response = host:dispatch(msg, sz)
 		assert(kind == "REQUEST")
 		if c.exit then
+			proxy.unsubscribe(fd)
 			return c
 		end
 		local f = handler[name]
@@ -67,6 +68,7 @@ function client.dispatch(c)
 		end
 		serve(c, f, args, response)
 		if c.exit then
+			proxy.unsubscribe(fd)
 			return c
 		end
 	end

@@ -57,12 +57,20 @@ end
 
 -- Unlike the other calls, closing a connection we no longer know is a no-op: the
 -- package is already gone (read cleared the entry), so there is nothing to kill.
--- (Upstream asserts here, which leaves its agents stuck; sample.md 9.2.)
+-- (Upstream asserts here, which leaves its agents stuck; sample.md 9.2.) The entry
+-- is forgotten: the connection is going away.
 function proxy.close(fd)
 	local addr = map[fd]
 	if addr then
+		map[fd] = nil
 		skynet.send(addr, "text", "K")
 	end
+end
+
+-- Forget fd without closing it (the connection now belongs to another service), so
+-- long-lived services do not keep one entry per connection ever seen.
+function proxy.unsubscribe(fd)
+	map[fd] = nil
 end
 
 function proxy.info(fd)

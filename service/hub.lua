@@ -25,7 +25,8 @@ function new_socket(fd, addr)
 	if ok then
 		data.socket[fd] = userid
 		if pcall(assign_agent, fd, userid) then
-			return -- the agent owns the connection now
+			proxy.unsubscribe(fd) -- the agent owns the connection now
+			return
 		end
 		log("Assign failed %s to %s", addr, userid)
 	else
