@@ -510,3 +510,37 @@ c.send(child, 0, 0, "exit please")
         "{msglog}"
     );
 }
+
+#[test]
+fn embedded_framework_serves_missing_loader_services_and_modules() {
+    // A config whose paths lead to none of our Lua files: loader, bootstrap, launcher,
+    // skynet.lua and skynet.manager must all come from the copy inside the binary.
+    let dir = TempDir::new("embedded");
+    dir.write(
+        "hello.lua",
+        r#"
+local skynet = require "skynet"
+require "skynet.manager"
+skynet.start(function()
+    local info = debug.getinfo(skynet.start, "S")
+    skynet.error("EMBEDDED", info.source)
+    skynet.abort()
+end)
+"#,
+    );
+    let text = format!(
+        "thread = 2\nharbor = 0\nstart = \"hello\"\nbootstrap = \"snlua bootstrap\"\nluaservice = \"{d}/?.lua\"\nlualoader = \"{d}/no/such/loader.lua\"\nlua_path = \"{d}/?.lua\"\ncpath = \"/opt/upstream/cservice/?.so\"\n",
+        d = dir.path().display()
+    );
+    let conf = dir.write("config", &text);
+    let mut sk = Skynet::start(&conf, dir.path());
+    let line = sk.wait_for("EMBEDDED", Duration::from_secs(10));
+    assert!(line.contains("@[embedded]/lualib/skynet.lua"), "{line}");
+    assert_eq!(
+        sk.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        sk.log()
+    );
+    assert!(sk.log().contains("LAUNCH snlua launcher"), "{}", sk.log());
+}

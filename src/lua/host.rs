@@ -346,51 +346,39 @@ unsafe extern "C-unwind" fn embedded_searcher(L: *mut lua_State) -> c_int {
 
 /// `loadfile` that also resolves `[embedded]/...` paths (used by `LUA_SERVICE`).
 unsafe extern "C-unwind" fn loadfile_with_embedded(L: *mut lua_State) -> c_int {
-    if let Some(path) = to_bytes(L, 1) {
-        if path.starts_with(crate::lua::embedded::VIRTUAL_ROOT.as_bytes()) {
-            let Some(code) = find_embedded_path(L, path) else {
-                ffi::lua_pushnil(L);
-                ffi::lua_pushstring(L, c"cannot open ".as_ptr());
-                ffi::lua_pushvalue(L, 1);
-                ffi::lua_concat(L, 2);
-                return 2;
-            };
-            let mode = if ffi::lua_type(L, 2) == ffi::LUA_TSTRING {
-                ffi::lua_tostring(L, 2)
-            } else {
-                std::ptr::null()
-            };
-            let has_env = ffi::lua_type(L, 3) != ffi::LUA_TNONE;
-            if load_with_chunkname(L, code, mode) != ffi::LUA_OK {
-                ffi::lua_pushnil(L);
-                ffi::lua_insert(L, -2);
-                return 2;
-            }
-            if has_env {
-                ffi::lua_pushvalue(L, 3);
-                if ffi::lua_setupvalue(L, -2, 1).is_null() {
-                    ffi::lua_pop(L, 1);
-                }
-            }
-            return 1;
-        }
-    }
-    // A real file: through the bytecode cache (stdin when no name is given).
-    if ffi::lua_type(L, 1) != ffi::LUA_TSTRING {
-        let n = ffi::lua_gettop(L);
-        ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
-        ffi::lua_insert(L, 1);
-        ffi::lua_call(L, n, ffi::LUA_MULTRET);
-        return ffi::lua_gettop(L);
-    }
+    // Read the optional arguments before anything is pushed above them.
+    let nargs = ffi::lua_gettop(L);
     let mode = if ffi::lua_type(L, 2) == ffi::LUA_TSTRING {
         ffi::lua_tostring(L, 2)
     } else {
         std::ptr::null()
     };
-    let has_env = ffi::lua_type(L, 3) != ffi::LUA_TNONE;
-    let path = CStr::from_ptr(ffi::lua_tostring(L, 1));
-    if crate::lua::codecache::load_file(L, path, mode) != ffi::LUA_OK {
+    let has_env = nargs >= 3;
+    let status = match to_bytes(L, 1) {
+        Some(path) if path.starts_with(crate::lua::embedded::VIRTUAL_ROOT.as_bytes()) => {
+            match find_embedded_path(L, path) {
+                Some(code) => load_with_chunkname(L, code, mode),
+                None => {
+                    ffi::lua_pushstring(L, c"cannot open ".as_ptr());
+                    ffi::lua_pushvalue(L, 1);
+                    ffi::lua_concat(L, 2);
+                    ffi::LUA_ERRFILE
+                }
+            }
+        }
+        // A real file: through the bytecode cache.
+        Some(_) => {
+            crate::lua::codecache::load_file(L, CStr::from_ptr(ffi::lua_tostring(L, 1)), mode)
+        }
+        // No file name (stdin): the standard loadfile (upvalue 1).
+        None => {
+            ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
+            ffi::lua_insert(L, 1);
+            ffi::lua_call(L, nargs, ffi::LUA_MULTRET);
+            return ffi::lua_gettop(L);
+        }
+    };
+    if status != ffi::LUA_OK {
         ffi::lua_pushnil(L);
         ffi::lua_insert(L, -2);
         return 2;
