@@ -28,7 +28,7 @@ function socket.connect(addr, port)
 	buffer = ""
 end
 
-function socket.isconnect(ti)
+function socket.isconnect()
 	return fd ~= nil
 end
 

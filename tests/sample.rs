@@ -13,7 +13,6 @@ use sproto::rpc::{Host, Incoming};
 use sproto::{ProtoKey, Sproto, Value};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -682,5 +681,4 @@ end
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!pid_alive(pid), "daemon still running");
-    let _ = Path::new(&pidfile);
 }
