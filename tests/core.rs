@@ -544,3 +544,34 @@ end)
     );
     assert!(sk.log().contains("LAUNCH snlua launcher"), "{}", sk.log());
 }
+
+#[test]
+fn timing_coroutine_functions_and_profile() {
+    let (_d, mut sk) = start(
+        "profile",
+        &[(
+            "prof",
+            r#"
+local profile = require "skynet.profile"
+local gen = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+local first, second = gen(1), gen(10)
+local bad = coroutine.wrap(function() error("inner failure") end)
+local ok, err = pcall(bad)
+local co = coroutine.create(function() profile.start() local x = 0 for i = 1, 2e6 do x = x + i end coroutine.yield() return profile.stop() end)
+local r1 = table.pack(coroutine.resume(co))
+local ok2, spent = coroutine.resume(co)
+local dup_ok, dup_err = pcall(function() profile.start() profile.start() end)
+log("WRAP", first, second, ok, err:match("inner failure") ~= nil)
+log("PROFILE", r1[1], ok2, math.type(spent), spent > 0 and spent < 5, dup_ok, dup_err:match("more than once") ~= nil)
+"#,
+        )],
+        "",
+    );
+    let line = sk.wait_for("WRAP", Duration::from_secs(10));
+    assert!(line.ends_with("WRAP 2 20 false true"), "{line}");
+    let line = sk.wait_for("PROFILE", Duration::from_secs(10));
+    assert!(
+        line.ends_with("PROFILE true true float true false true"),
+        "{line}"
+    );
+}

@@ -160,39 +160,47 @@ unsafe fn push_resume(L: *mut lua_State) {
     ffi::lua_pushcclosure(L, l_resume, 4);
 }
 
-const WRAP_SOURCE: &str = r#"
-local resume, create, close, status = ...
-local function finish(co, ok, ...)
-    if ok then return ... end
-    if status(co) == "dead" then close(co) end
-    error((...), 0)
-end
-return function(f)
-    local co = create(f)
-    return function(...) return finish(co, resume(co, ...)) end
-end
-"#;
-
-/// Push the timing `wrap` (built on the timing resume at stack top - keeps it).
-unsafe fn push_wrap(L: *mut lua_State) {
-    let resume = ffi::lua_gettop(L);
-    if ffi::luaL_loadbufferx(
-        L,
-        WRAP_SOURCE.as_ptr() as *const _,
-        WRAP_SOURCE.len(),
-        c"=(profile.wrap)".as_ptr(),
-        std::ptr::null(),
-    ) != ffi::LUA_OK
-    {
-        ffi::lua_error(L);
+/// The function returned by the timing `wrap`: upvalue 1 is the coroutine, upvalue 2
+/// the timing resume. Errors propagate like `coroutine.wrap`'s (a dead coroutine is
+/// closed; string errors get the caller's position prepended).
+unsafe extern "C-unwind" fn l_wrap_call(L: *mut lua_State) -> c_int {
+    let n = ffi::lua_gettop(L);
+    ffi::lua_pushvalue(L, ffi::lua_upvalueindex(2));
+    ffi::lua_insert(L, 1);
+    ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(L, 2);
+    ffi::lua_call(L, n + 1, ffi::LUA_MULTRET);
+    if ffi::lua_toboolean(L, 1) != 0 {
+        return ffi::lua_gettop(L) - 1;
     }
-    ffi::lua_pushvalue(L, resume);
-    ffi::lua_getglobal(L, c"coroutine".as_ptr());
-    ffi::lua_getfield(L, -1, c"create".as_ptr());
-    ffi::lua_getfield(L, -2, c"close".as_ptr());
-    ffi::lua_getfield(L, -3, c"status".as_ptr());
-    ffi::lua_remove(L, -4);
-    ffi::lua_call(L, 4, 1);
+    let co = ffi::lua_tothread(L, ffi::lua_upvalueindex(1));
+    ffi::lua_settop(L, 2); // false, error object
+    if ffi::lua_status(co) != ffi::LUA_OK && ffi::lua_status(co) != ffi::LUA_YIELD {
+        ffi::lua_closethread(co, L);
+    }
+    if ffi::lua_type(L, 2) == ffi::LUA_TSTRING {
+        ffi::luaL_where(L, 1);
+        ffi::lua_insert(L, 2);
+        ffi::lua_concat(L, 2);
+    }
+    ffi::lua_error(L)
+}
+
+/// The timing `wrap(f)` (upvalue 1: the timing resume).
+unsafe extern "C-unwind" fn l_wrap(L: *mut lua_State) -> c_int {
+    ffi::luaL_checktype(L, 1, ffi::LUA_TFUNCTION);
+    let co = ffi::lua_newthread(L);
+    ffi::lua_pushvalue(L, 1);
+    ffi::lua_xmove(L, co, 1);
+    ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
+    ffi::lua_pushcclosure(L, l_wrap_call, 2);
+    1
+}
+
+/// Push the timing `wrap`, built on the timing resume at the stack top (kept there).
+unsafe fn push_wrap(L: *mut lua_State) {
+    ffi::lua_pushvalue(L, -1);
+    ffi::lua_pushcclosure(L, l_wrap, 1);
 }
 
 /// Called at state creation: keep the original resume, install the timing versions.
