@@ -575,3 +575,58 @@ log("PROFILE", r1[1], ok2, math.type(spent), spent > 0 and spent < 5, dup_ok, du
         "{line}"
     );
 }
+
+#[test]
+fn custom_lua_logger_receives_every_line_and_sighup() {
+    let dir = TempDir::new("customlog");
+    let out = dir.path().join("custom.out");
+    dir.write(
+        "mylogger.lua",
+        &format!(
+            r#"{PRELUDE}
+local f = assert(io.open("{out}", "w"))
+c.callback(function(ty, msg, sz, session, source)
+    if ty == 0 then
+        f:write(string.format("<%08x> %s\n", source, c.tostring(msg, sz)))
+    elseif ty == 4 then
+        f:write("REOPEN\n")
+    end
+    f:flush()
+end)
+"#,
+            out = out.display()
+        ),
+    );
+    dir.write(
+        "talker.lua",
+        &format!("{PRELUDE}\nlog('hello custom logger')\n"),
+    );
+    let conf = core_config(
+        &dir,
+        "talker",
+        "logservice = \"snlua\"\nlogger = \"mylogger\"",
+    );
+    let mut sk = Skynet::start(&conf, dir.path());
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(5), || read()
+            .contains("hello custom logger")),
+        "{}",
+        read()
+    );
+    Command::new("kill")
+        .args(["-HUP", &sk.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || read().contains("REOPEN")),
+        "{}",
+        read()
+    );
+    assert!(
+        read().contains("<00000002> LAUNCH snlua talker"),
+        "{}",
+        read()
+    );
+    sk.stop();
+}
