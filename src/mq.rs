@@ -105,6 +105,19 @@ impl MessageQueue {
         }
     }
 
+    /// Unschedule the queue if it is empty (true); a non-empty queue stays scheduled
+    /// and the caller must requeue it.
+    pub fn unschedule_if_empty(&self) -> bool {
+        let mut s = self.state.lock();
+        if s.messages.is_empty() {
+            s.in_global = false;
+            s.overload_threshold = OVERLOAD_THRESHOLD;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Refuse further pushes and take every queued message (the service is gone).
     pub fn close(&self) -> VecDeque<Message> {
         let mut s = self.state.lock();
@@ -155,7 +168,9 @@ mod tests {
         assert!(q.pop().is_none());
         assert!(q.claim_schedule());
         assert!(!q.claim_schedule());
-        let _ = q.push(m(4));
+        assert!(q.unschedule_if_empty());
+        assert!(matches!(q.push(m(4)), Ok(Pushed::Schedule)));
+        assert!(!q.unschedule_if_empty());
         assert_eq!(q.close().len(), 1);
         assert!(q.push(m(5)).is_err());
     }

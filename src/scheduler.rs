@@ -1,11 +1,17 @@
 //! The scheduler: the global run queue, the worker threads and the endless-loop monitor.
 //!
-//! Wake-up policy (see ../shared/design/hot-path.md): a worker keeps the service it
-//! holds while the global queue is empty, so a request/reply pair ping-pongs on one
-//! worker with no thread hand-off. A sleeping worker is woken when a push from a worker
-//! leaves two or more services waiting, or at once when the push comes from outside
-//! the workers (timer, socket, main thread). The timer thread also wakes one sleeper
-//! every tick while work is waiting, as a fallback. No spinning: 2 cores.
+//! Each worker has a one-service "next" slot. A service made runnable by a worker (a
+//! message pushed into its idle queue) goes into that worker's slot and runs next on
+//! the same worker, with no lock on the global queue and no wake-up: a request/reply
+//! pair ping-pongs on one core with its Lua states cache-warm. The slot is LIFO: a
+//! newer service evicts the older one to the global queue. After `LIFO_BUDGET`
+//! consecutive slot runs the slot's service goes to the global queue's tail instead,
+//! so busy pairs cannot starve the rest. Idle workers steal from other workers' slots.
+//!
+//! Wake-up policy (see ../shared/design/hot-path.md): pushing to the global queue
+//! wakes a sleeping worker; filling a slot does not. The timer thread wakes a sleeper
+//! every tick while work is waiting anywhere, as a fallback (e.g. a slot filled by a
+//! worker that is stuck in a long handler). No spinning: 2 cores.
 //!
 //! Batch weights follow upstream's table: worker i processes `len >> weight` messages
 //! of a queue per turn (weight -1: one message), so some workers favour fairness and
@@ -21,8 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 thread_local! {
-    static IS_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// The index of the worker running on this thread (None off the workers).
+    static WORKER: Cell<Option<usize>> = const { Cell::new(None) };
 }
+
+/// Consecutive services a worker may take from its own slot before it must take the
+/// global queue's front instead.
+const LIFO_BUDGET: u32 = 32;
 
 const WEIGHTS: [i32; 32] = [
     -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
@@ -50,6 +61,9 @@ impl WorkerMonitor {
 pub struct Scheduler {
     global: Mutex<VecDeque<Arc<Context>>>,
     queued: AtomicUsize,
+    /// Per-worker next slots (stealable), and how many are occupied.
+    slots: Vec<Mutex<Option<Arc<Context>>>>,
+    slotted: AtomicUsize,
     sleepers: AtomicUsize,
     sleep_lock: Mutex<()>,
     wake: Condvar,
@@ -62,6 +76,8 @@ impl Scheduler {
         Scheduler {
             global: Mutex::new(VecDeque::with_capacity(64)),
             queued: AtomicUsize::new(0),
+            slots: (0..workers).map(|_| Mutex::new(None)).collect(),
+            slotted: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             sleep_lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -70,16 +86,32 @@ impl Scheduler {
         }
     }
 
-    /// Put a service queue on the run queue and wake a worker if the policy says so.
+    /// Make a service runnable: into the calling worker's slot, or onto the global
+    /// queue (waking a sleeper) when called off the workers or when evicted.
     pub fn schedule(&self, ctx: Arc<Context>) {
-        let len = {
+        let evicted = match WORKER.with(|w| w.get()) {
+            Some(i) => {
+                let old = self.slots[i].lock().replace(ctx);
+                if old.is_none() {
+                    self.slotted.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                old
+            }
+            None => Some(ctx),
+        };
+        if let Some(ctx) = evicted {
+            self.push_global(ctx);
+        }
+    }
+
+    fn push_global(&self, ctx: Arc<Context>) {
+        {
             let mut g = self.global.lock();
             g.push_back(ctx);
-            let len = g.len();
-            self.queued.store(len, Ordering::SeqCst);
-            len
-        };
-        if self.sleepers.load(Ordering::SeqCst) > 0 && (len >= 2 || !IS_WORKER.with(|w| w.get())) {
+            self.queued.store(g.len(), Ordering::SeqCst);
+        }
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.wake_one();
         }
     }
@@ -94,6 +126,41 @@ impl Scheduler {
         ctx
     }
 
+    fn take_slot(&self, i: usize) -> Option<Arc<Context>> {
+        if self.slotted.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let ctx = self.slots[i].lock().take();
+        if ctx.is_some() {
+            self.slotted.fetch_sub(1, Ordering::Relaxed);
+        }
+        ctx
+    }
+
+    /// The next service for worker `i`: its slot (within budget), the global queue,
+    /// or another worker's slot.
+    fn next_for(&self, i: usize, streak: &mut u32) -> Option<Arc<Context>> {
+        if let Some(ctx) = self.take_slot(i) {
+            if *streak < LIFO_BUDGET || self.queued.load(Ordering::Relaxed) == 0 {
+                *streak = if *streak < LIFO_BUDGET {
+                    *streak + 1
+                } else {
+                    0
+                };
+                return Some(ctx);
+            }
+            // Budget spent and others wait: go to the back of the line.
+            self.push_global(ctx);
+        }
+        *streak = 0;
+        if let Some(ctx) = self.pop() {
+            return Some(ctx);
+        }
+        (0..self.slots.len())
+            .filter(|&j| j != i)
+            .find_map(|j| self.take_slot(j))
+    }
+
     pub fn wake_one(&self) {
         let _g = self.sleep_lock.lock();
         self.wake.notify_one();
@@ -101,7 +168,8 @@ impl Scheduler {
 
     /// Timer fallback: wake a sleeper if work is waiting.
     pub fn wake_if_pending(&self) {
-        if self.sleepers.load(Ordering::SeqCst) > 0 && self.queued.load(Ordering::SeqCst) > 0 {
+        let waiting = self.queued.load(Ordering::SeqCst) + self.slotted.load(Ordering::Relaxed);
+        if self.sleepers.load(Ordering::SeqCst) > 0 && waiting > 0 {
             self.wake_one();
         }
     }
@@ -128,13 +196,17 @@ impl Scheduler {
 
 /// The body of worker thread `index`.
 pub fn worker_main(rt: &'static Runtime, index: usize) {
-    IS_WORKER.with(|w| w.set(true));
+    WORKER.with(|w| w.set(Some(index)));
     let weight = WEIGHTS.get(index).copied().unwrap_or(0);
     let monitor = &rt.scheduler.monitors[index];
     let mut held: Option<Arc<Context>> = None;
+    let mut streak = 0u32;
     while !rt.scheduler.is_quitting() {
-        held = match held.take().or_else(|| rt.scheduler.pop()) {
-            Some(ctx) => dispatch_batch(rt, monitor, ctx, weight),
+        let next = held
+            .take()
+            .or_else(|| rt.scheduler.next_for(index, &mut streak));
+        held = match next {
+            Some(ctx) => dispatch_batch(rt, monitor, ctx, weight, index),
             None => {
                 rt.scheduler.sleep();
                 None
@@ -149,6 +221,7 @@ fn dispatch_batch(
     monitor: &WorkerMonitor,
     ctx: Arc<Context>,
     weight: i32,
+    index: usize,
 ) -> Option<Arc<Context>> {
     if ctx.is_retired() {
         rt.destroy(&ctx);
@@ -177,9 +250,13 @@ fn dispatch_batch(
             return None;
         }
     }
-    match rt.scheduler.pop() {
+    // Turn over: if another service is ready, run it and requeue this one only if it
+    // still has messages; otherwise keep holding this one.
+    match rt.scheduler.take_slot(index).or_else(|| rt.scheduler.pop()) {
         Some(next) => {
-            rt.scheduler.schedule(ctx);
+            if !ctx.queue.unschedule_if_empty() {
+                rt.scheduler.push_global(ctx);
+            }
             Some(next)
         }
         None => Some(ctx),
