@@ -13,9 +13,12 @@
 //! every tick while work is waiting anywhere, as a fallback (e.g. a slot filled by a
 //! worker that is stuck in a long handler). No spinning: 2 cores.
 //!
-//! Batch weights follow upstream's table: worker i processes `len >> weight` messages
-//! of a queue per turn (weight -1: one message), so some workers favour fairness and
-//! others throughput under floods.
+//! Batches: worker i takes `max(1, len >> weight)` messages of a queue per turn, where
+//! `len` is the backlog when the turn starts (so a turn is bounded by what was already
+//! queued). Upstream gives its first four workers weight -1 (one message per turn) and
+//! the next four weight 0; we give all of the first eight weight 0: on 2 cores a
+//! flooded receiver (4 senders -> 1) went from ~1.0M to ~1.3M msgs/s, while call/reply
+//! traffic (queues of one message) is unaffected.
 
 use crate::context::Context;
 use crate::runtime::Runtime;
@@ -36,8 +39,7 @@ thread_local! {
 const LIFO_BUDGET: u32 = 32;
 
 const WEIGHTS: [i32; 32] = [
-    -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
-    3, 3,
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
 ];
 
 /// What the monitor thread watches on each worker.
