@@ -5,8 +5,9 @@
 //! instance (`NativeService`, e.g. a Lua state) sits in an `UnsafeCell` and is touched
 //! only by the thread that holds the service's queue (one worker at a time, or the
 //! launching thread during `init` before the queue is first scheduled). Retiring a
-//! service removes its handle and schedules the queue once more; the worker that picks
-//! it up drains it (error replies) and drops the instance.
+//! service removes its handle and pushes a marker message into its queue (so a worker
+//! that holds the queue cannot let it go idle unnoticed); the worker that next runs it
+//! drains it (error replies) and drops the instance.
 //!
 //! Project decision (core.md §9.7): besides queued requests, the runtime remembers the
 //! requests a service has received and not yet answered; when the service is retired

@@ -125,17 +125,6 @@ impl MessageQueue {
         std::mem::take(&mut s.messages)
     }
 
-    /// Mark the queue scheduled if it is idle; true when the caller must schedule it.
-    pub fn claim_schedule(&self) -> bool {
-        let mut s = self.state.lock();
-        if s.in_global {
-            false
-        } else {
-            s.in_global = true;
-            true
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.state.lock().messages.len()
     }
@@ -166,8 +155,6 @@ mod tests {
         assert_eq!((first.msg.session, first.left), (2, 1));
         assert_eq!(q.pop().unwrap().msg.session, 3);
         assert!(q.pop().is_none());
-        assert!(q.claim_schedule());
-        assert!(!q.claim_schedule());
         assert!(q.unschedule_if_empty());
         assert!(matches!(q.push(m(4)), Ok(Pushed::Schedule)));
         assert!(!q.unschedule_if_empty());

@@ -40,6 +40,8 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// Session of the marker that closes the logger at the end of an abort (never a
 /// real session: those are positive).
 const LOGGER_CLOSE_SESSION: i32 = -0x4c4f47;
+/// Session of the marker [`Runtime::retire`] queues so the retired service is drained.
+const RETIRE_SESSION: i32 = -0x524554;
 
 /// The runtime. Panics if called before [`init`] (a programming error, not input).
 pub fn get() -> &'static Runtime {
@@ -279,12 +281,8 @@ impl Runtime {
                     ctx.handle(),
                     &format!("LAUNCH {} {}", module, args.unwrap_or("")),
                 );
-                if ctx.is_retired() {
-                    // Killed during init: let a worker drain it.
-                    self.scheduler.schedule(ctx.clone());
-                } else {
-                    self.scheduler.schedule(ctx.clone());
-                }
+                // Also when killed during init: a worker then drains it.
+                self.scheduler.schedule(ctx.clone());
                 Some(ctx.handle())
             }
             Err(e) => {
@@ -320,9 +318,13 @@ impl Runtime {
                 0,
             );
         }
-        if ctx.queue.claim_schedule() {
-            self.scheduler.schedule(ctx);
-        }
+        // A marker message rather than "schedule if idle": a worker holding the queue
+        // may be about to find it empty and let it go without seeing the retired flag
+        // (it checked just before we set it). The marker keeps the queue non-empty, so
+        // that worker pops it and then sees the flag; if the queue was idle, the push
+        // schedules it. Either way exactly one worker drains it (see `dispatch`).
+        let marker = Message::new(0, RETIRE_SESSION, ptype::SYSTEM, std::ptr::null_mut(), 0);
+        let _ = self.push_to(&ctx, marker);
         true
     }
 
@@ -435,9 +437,15 @@ impl Runtime {
     /// Deliver one message to a service (on the worker holding its queue).
     #[inline]
     pub fn dispatch(&self, ctx: &Arc<Context>, msg: &mut Message) {
-        if msg.session == LOGGER_CLOSE_SESSION && msg.ty == ptype::SYSTEM && msg.source == 0 {
-            self.retire(ctx.handle());
-            return;
+        // Runtime markers: SYSTEM from source 0 with a negative session (no service can
+        // send from source 0; real sessions are positive).
+        if msg.session < 0 && msg.source == 0 && msg.ty == ptype::SYSTEM {
+            if msg.session == LOGGER_CLOSE_SESSION {
+                self.retire(ctx.handle());
+            }
+            if msg.session == LOGGER_CLOSE_SESSION || msg.session == RETIRE_SESSION {
+                return;
+            }
         }
         // Single writer (this worker): plain load/store, no locked instruction.
         let count = &ctx.message_count;
