@@ -120,14 +120,16 @@ impl Runtime {
         self.logger.store(handle, Ordering::Release);
     }
 
-    /// Send a log line from `source` to the logger (dropped when there is none).
+    /// Send a log line from `source` to the logger.
     pub fn log(&self, source: u32, text: &str) {
         self.log_bytes(source, text.as_bytes());
     }
 
+    /// Before the logger exists (startup errors) lines go to stderr instead.
     pub fn log_bytes(&self, source: u32, text: &[u8]) {
         let logger = self.logger_handle();
         if logger == 0 {
+            eprintln!("[:{source:08x}] {}", String::from_utf8_lossy(text));
             return;
         }
         let msg = Message::new(source, 0, ptype::TEXT, payload_from(text), text.len());

@@ -81,7 +81,10 @@ pub fn run(path: &str) -> Result<(), String> {
         }
         None => {
             finish(rt, pidfile.as_deref());
-            return Err(format!("Can't launch {logservice} service"));
+            return Err(format!(
+                "Can't launch {logservice} service (config keys logservice = {logservice:?}, logger = {:?})",
+                logger_param.as_deref().unwrap_or("")
+            ));
         }
     }
 

@@ -308,6 +308,12 @@ fn bad_configs_stop_startup_naming_the_problem() {
     assert_eq!(code, 1);
     assert!(err.contains("Invalid config table key = logger"), "{err}");
 
+    d.write("badlog", "thread = 2\nlogger = \"/nonexistent/dir/skynet.log\"\n");
+    let (code, err) = run_to_exit(&["badlog"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("Can't launch logger service"), "{err}");
+    assert!(err.contains("/nonexistent/dir/skynet.log"), "{err}");
+
     d.write("envvar", "thread = $SKYNET_TEST_UNSET_VAR\n");
     let (code, err) = run_to_exit(&["envvar"], d.path());
     assert_eq!(code, 1);
