@@ -44,6 +44,23 @@ if LUA_PRELOAD then
 	LUA_PRELOAD = nil
 end
 
-_G.require = (require "skynet.require").require
+-- Yield-safe require (skynet/require.lua), loaded only when a handler coroutine first
+-- requires a module that is not loaded yet.
+do
+	local stock_require = require
+	local loaded = package.loaded
+	local co_running = coroutine.running
+	_G.require = function(name)
+		local m = loaded[name]
+		if m ~= nil then
+			return m
+		end
+		local _, ismain = co_running()
+		if ismain then
+			return stock_require(name)
+		end
+		return (loaded["skynet.require"] or stock_require "skynet.require").require(name)
+	end
+end
 
 main(select(2, table.unpack(args)))

@@ -8,16 +8,19 @@
 --   watching_session[session] = service            outstanding calls
 --   sleep_session[token] = session                 sleepers / waiters
 --   plus FIFO queues for wakeups, call errors and forks.
+--
+-- Every service loads this file, and its compiled functions are per-state memory (stock
+-- Lua cannot share prototypes between states), so it holds only the message path and
+-- what an ordinary service uses. Everything else (tracing, exit, response, request,
+-- task, killthread, ...) is in skynet/ext.lua, loaded on the first access to a field
+-- this table lacks; the debug protocol (skynet/debug.lua) on the first debug message.
 
 local c = require "skynet.core"
-local skynet_require = require "skynet.require"
 
 local tostring = tostring
 local type = type
 local error = error
 local pcall = pcall
-local select = select
-local pairs = pairs
 local format = string.format
 local traceback = debug.traceback
 
@@ -25,11 +28,9 @@ local co_create = coroutine.create
 local co_resume = coroutine.resume
 local co_yield = coroutine.yield
 local co_running = coroutine.running
-local co_status = coroutine.status
 local co_close = coroutine.close
 
 local c_send = c.send
-local c_redirect = c.redirect
 local c_trace = c.trace
 
 local skynet = {
@@ -50,7 +51,6 @@ local skynet = {
 
 local PTYPE_RESPONSE = 1
 local PTYPE_ERROR = 7
-local PTYPE_TRACE = 12
 
 local proto = {}
 
@@ -70,12 +70,17 @@ local running_thread = nil
 local init_thread = nil
 local info_func = nil
 
--- tracing state; the hot paths only test the two counters
+-- tracing state; the hot paths only test the two counters (set by skynet/ext.lua)
 local ntraced = 0		-- coroutines carrying a trace tag (or a forced-off marker)
 local trace_source = {}	-- source -> tag announced by a PTYPE_TRACE message
 local ntrace_source = 0
-local traceid = 0
 local timeout_traceback = nil
+
+-- nil: the built-in handlers of skynet/ext.lua
+local unknown_request, unknown_response
+
+local ext	-- skynet/ext.lua once loaded
+local load_ext
 
 ----------------------------------------------------------------------------------------
 -- addresses, environment, time
@@ -86,10 +91,6 @@ function skynet.self()
 	return self_handle
 end
 
-function skynet.localname(name)
-	return c.addresscommand("QUERY", name)
-end
-
 function skynet.address(addr)
 	if type(addr) == "number" then
 		return format(":%08x", addr)
@@ -97,32 +98,11 @@ function skynet.address(addr)
 	return tostring(addr)
 end
 
-function skynet.harbor(addr)
-	return c.harbor(addr)
-end
-
 skynet.now = c.now
 skynet.hpc = c.hpc
 
-local starttime
-function skynet.starttime()
-	if not starttime then
-		starttime = c.intcommand "STARTTIME"
-	end
-	return starttime
-end
-
-function skynet.time()
-	return c.now() / 100 + (starttime or skynet.starttime())
-end
-
 function skynet.getenv(key)
 	return (c.command("GETENV", key))
-end
-
-function skynet.setenv(key, value)
-	assert(c.command("GETENV", key) == nil, "Can't setenv exist key : " .. key)
-	c.command("SETENV", key .. " " .. value)
 end
 
 skynet.error = c.error
@@ -134,104 +114,10 @@ skynet.tostring = c.tostring
 skynet.trash = c.trash
 skynet.genid = c.genid
 
-do
-	local ok, cache = pcall(require, "skynet.codecache")
-	if ok then
-		skynet.cache = cache
-	end
-end
-
-----------------------------------------------------------------------------------------
--- tracing (slow paths; only entered when something is traced)
-
-local function set_tracetag(co, tag)
-	local old = session_coroutine_tracetag[co]
-	if old == nil then
-		if tag ~= nil then
-			ntraced = ntraced + 1
-		end
-	elseif tag == nil then
-		ntraced = ntraced - 1
-	end
-	session_coroutine_tracetag[co] = tag
-end
-
-local function trace_event(co, event)
-	local tag = session_coroutine_tracetag[co]
-	if tag then
-		c_trace(tag, event)
-	end
-end
-
-local function trace_end(co)
-	local tag = session_coroutine_tracetag[co]
-	if tag ~= nil then
-		if tag then
-			c_trace(tag, "end")
-		end
-		set_tracetag(co, nil)
-	end
-end
-
-function skynet.trace(info)
-	local co = running_thread
-	if session_coroutine_tracetag[co] == false then
-		return	-- tracing forced off for this request
-	end
-	traceid = traceid + 1
-	local tag = format(":%08x-%d", self_handle, traceid)
-	set_tracetag(co, tag)
-	if info then
-		c_trace(tag, "trace " .. info)
-	else
-		c_trace(tag, "trace")
-	end
-end
-
-function skynet.tracetag()
-	return session_coroutine_tracetag[running_thread]
-end
-
-function skynet.traceproto(prototype, flag)
-	local p = assert(proto[prototype])
-	p.trace = flag
-end
-
-local function trace_request(co, p, source)
-	local flag = p.trace
-	local tag = trace_source[source]
-	if tag then
-		trace_source[source] = nil
-		ntrace_source = ntrace_source - 1
-	end
-	if flag == false then
-		set_tracetag(co, false)
-	elseif tag then
-		c_trace(tag, "request")
-		set_tracetag(co, tag)
-	elseif flag then
-		local saved = running_thread
-		running_thread = co
-		skynet.trace()
-		running_thread = saved
-	end
-end
-
-local function trace_call(tag, addr)
-	c_trace(tag, "call", 3)
-	c_send(addr, PTYPE_TRACE, 0, tag)
-end
-
 ----------------------------------------------------------------------------------------
 -- coroutine pool
 
 local pool, npool = {}, 0
-
-local function forgot_response(co, session, f)
-	local info = debug.getinfo(f, "S")
-	c.error(format("Maybe forgot response session %s from %s : %s:%d", session,
-		skynet.address(session_coroutine_address[co]), info.source, info.linedefined))
-end
 
 local function new_thread()
 	local co, body
@@ -240,13 +126,13 @@ local function new_thread()
 		local session = session_coroutine_id[co]
 		if session ~= nil then
 			if session ~= 0 then
-				forgot_response(co, session, f)
+				(ext or load_ext()).forgot_response(co, session, f)
 			end
 			session_coroutine_id[co] = nil
 		end
 		session_coroutine_address[co] = nil
 		if ntraced > 0 then
-			trace_end(co)
+			ext.trace_end(co)
 		end
 		f = nil
 		npool = npool + 1
@@ -318,7 +204,7 @@ local function dispatch_wakeup()
 			if type(co) == "thread" then
 				session_id_coroutine[session] = "BREAK"
 				if ntraced > 0 then
-					trace_event(co, "resume")
+					ext.trace_event(co, "resume")
 				end
 				running_thread = co
 				return suspend(co, co_resume(co, false, "BREAK", nil, session))
@@ -328,8 +214,6 @@ local function dispatch_wakeup()
 	wake_h, wake_t = 1, 0
 	return dispatch_error_queue()
 end
-
-local function noop() end
 
 -- Errors raised while dispatching one message (handlers, forks, unknown sessions)
 -- are collected here and raised together once the message is fully processed, so
@@ -374,37 +258,11 @@ function suspend(co, ok, cmd)
 	end
 	session_coroutine_address[co] = nil
 	if ntraced > 0 then
-		local tag = session_coroutine_tracetag[co]
-		if tag then
-			c_trace(tag, "error")
-		end
-		set_tracetag(co, nil)
+		ext.trace_error(co)
 	end
 	report(traceback(co, tostring(cmd)))
 	co_close(co)
 	return dispatch_wakeup()
-end
-
-local function unknown_request(session, address, msg, sz, prototype)
-	c.error(format("Unknown request (%s): %s", prototype, c.tostring(msg, sz) or ""))
-	error(format("Unknown session : %d from %x", session, address))
-end
-
-local function unknown_response(session, address, msg, sz)
-	c.error(format("Response message : %s", c.tostring(msg, sz) or ""))
-	error(format("Unknown session : %d from %x", session, address))
-end
-
-function skynet.dispatch_unknown_request(f)
-	local prev = unknown_request
-	unknown_request = f
-	return prev
-end
-
-function skynet.dispatch_unknown_response(f)
-	local prev = unknown_response
-	unknown_response = f
-	return prev
 end
 
 local function dispatch_request(co, f, session, source, ...)
@@ -412,52 +270,6 @@ local function dispatch_request(co, f, session, source, ...)
 	session_coroutine_address[co] = source
 	running_thread = co
 	return suspend(co, co_resume(co, f, session, source, ...))
-end
-
-local function raw_dispatch(prototype, msg, sz, session, source)
-	if prototype == PTYPE_RESPONSE then
-		local co = session_id_coroutine[session]
-		if co == "BREAK" then
-			session_id_coroutine[session] = nil
-		elseif co == nil then
-			local ok, err = pcall(unknown_response, session, source, msg, sz)
-			if not ok then
-				report(tostring(err))
-			end
-		else
-			session_id_coroutine[session] = nil
-			if ntraced > 0 then
-				trace_event(co, "resume")
-			end
-			running_thread = co
-			return suspend(co, co_resume(co, true, msg, sz, session))
-		end
-		return
-	end
-	local p = proto[prototype]
-	local f = p and p.dispatch
-	if f then
-		if p.trace ~= nil or ntrace_source > 0 then
-			local co = co_get()
-			trace_request(co, p, source)
-			return dispatch_request(co, f, session, source, p.unpack(msg, sz))
-		end
-		return dispatch_request(co_get(), f, session, source, p.unpack(msg, sz))
-	end
-	if prototype == PTYPE_TRACE then
-		-- the tag of the next request from this source
-		if trace_source[source] == nil then
-			ntrace_source = ntrace_source + 1
-		end
-		trace_source[source] = c.tostring(msg, sz)
-	elseif session ~= 0 then
-		c_send(source, PTYPE_ERROR, session, "")
-	else
-		local ok, err = pcall(unknown_request, session, source, msg, sz, p and p.name or prototype)
-		if not ok then
-			report(tostring(err))
-		end
-	end
 end
 
 local function run_forks()
@@ -473,8 +285,57 @@ local function run_forks()
 	fork_h, fork_t = 1, 0
 end
 
+local function dispatch_unknown(prototype, msg, sz, session, source, p)
+	if prototype == PTYPE_RESPONSE then
+		local ok, err = pcall(unknown_response or (ext or load_ext()).unknown_response,
+			session, source, msg, sz)
+		if not ok then
+			report(tostring(err))
+		end
+	elseif prototype == 12 then	-- PTYPE_TRACE: the tag of the next request from source
+		if trace_source[source] == nil then
+			ntrace_source = ntrace_source + 1
+		end
+		trace_source[source] = c.tostring(msg, sz)
+	elseif session ~= 0 then
+		c_send(source, PTYPE_ERROR, session, "")
+	else
+		local ok, err = pcall(unknown_request or (ext or load_ext()).unknown_request,
+			session, source, msg, sz, p and p.name or prototype)
+		if not ok then
+			report(tostring(err))
+		end
+	end
+end
+
 function skynet.dispatch_message(prototype, msg, sz, session, source)
-	raw_dispatch(prototype, msg, sz, session, source)
+	if prototype == PTYPE_RESPONSE then
+		local co = session_id_coroutine[session]
+		if co == "BREAK" then
+			session_id_coroutine[session] = nil
+		elseif co == nil then
+			dispatch_unknown(prototype, msg, sz, session, source)
+		else
+			session_id_coroutine[session] = nil
+			if ntraced > 0 then
+				ext.trace_event(co, "resume")
+			end
+			running_thread = co
+			suspend(co, co_resume(co, true, msg, sz, session))
+		end
+	else
+		local p = proto[prototype]
+		local f = p and p.dispatch
+		if not f then
+			dispatch_unknown(prototype, msg, sz, session, source, p)
+		elseif p.trace == nil and ntrace_source == 0 then
+			dispatch_request(co_get(), f, session, source, p.unpack(msg, sz))
+		else
+			local co = co_get()
+			;(ext or load_ext()).trace_request(co, p, source)
+			dispatch_request(co, f, session, source, p.unpack(msg, sz))
+		end
+	end
 	if fork_h <= fork_t then
 		run_forks()
 	end
@@ -523,55 +384,26 @@ function skynet.rawsend(addr, typename, msg, sz)
 end
 
 function skynet.redirect(dest, source, typename, ...)
-	return c_redirect(dest, source, proto[typename].id, ...)
-end
-
-local function yield_call(service, session)
-	watching_session[session] = service
-	session_id_coroutine[session] = running_thread
-	local ok, msg, sz = co_yield "SUSPEND"
-	watching_session[session] = nil
-	if not ok then
-		error "call failed"
-	end
-	return msg, sz
+	return c.redirect(dest, source, proto[typename].id, ...)
 end
 
 function skynet.call(addr, typename, ...)
 	if ntraced > 0 then
-		local tag = session_coroutine_tracetag[running_thread]
-		if tag then
-			trace_call(tag, addr)
-		end
+		ext.trace_call(running_thread, addr)
 	end
 	local p = proto[typename]
 	local session = c_send(addr, p.id, nil, p.pack(...))
 	if not session then
 		error("call to invalid address " .. skynet.address(addr))
 	end
-	return p.unpack(yield_call(addr, session))
-end
-
-function skynet.rawcall(addr, typename, msg, sz)
-	if ntraced > 0 then
-		local tag = session_coroutine_tracetag[running_thread]
-		if tag then
-			trace_call(tag, addr)
-		end
+	watching_session[session] = addr
+	session_id_coroutine[session] = running_thread
+	local ok, msg, sz = co_yield "SUSPEND"
+	watching_session[session] = nil
+	if not ok then
+		error "call failed"
 	end
-	local p = proto[typename]
-	local session = assert(c_send(addr, p.id, nil, msg, sz), "call to invalid address")
-	return yield_call(addr, session)
-end
-
-function skynet.tracecall(tag, addr, typename, msg, sz)
-	c_trace(tag, "tracecall begin")
-	c_send(addr, PTYPE_TRACE, 0, tag)
-	local p = proto[typename]
-	local session = assert(c_send(addr, p.id, nil, msg, sz), "call to invalid address")
-	local rmsg, rsz = yield_call(addr, session)
-	c_trace(tag, "tracecall end")
-	return rmsg, rsz
+	return p.unpack(msg, sz)
 end
 
 function skynet.ret(msg, sz)
@@ -590,7 +422,7 @@ function skynet.ret(msg, sz)
 	end
 	local source = session_coroutine_address[co]
 	if ntraced > 0 then
-		trace_event(co, "response")
+		ext.trace_event(co, "response")
 	end
 	local ret = c_send(source, PTYPE_RESPONSE, session, msg, sz)
 	if ret then
@@ -608,55 +440,6 @@ end
 
 function skynet.ignoreret()
 	session_coroutine_id[running_thread] = nil
-end
-
-function skynet.context()
-	local co = running_thread
-	return session_coroutine_id[co], session_coroutine_address[co]
-end
-
-function skynet.response(pack)
-	pack = pack or c.pack
-	local co = running_thread
-	local session = session_coroutine_id[co]
-	if session == nil then
-		error "no session"
-	end
-	session_coroutine_id[co] = nil
-	if session == 0 then
-		return noop
-	end
-	local address = session_coroutine_address[co]
-	local tag = ntraced > 0 and session_coroutine_tracetag[co] or nil
-	local used = false
-	local function response(ok, ...)
-		if ok == "TEST" then
-			return unresponse[response] ~= nil
-		end
-		if used then
-			error "Can't response more than once"
-		end
-		used = true
-		if unresponse[response] == nil then
-			return false	-- the requester is gone
-		end
-		unresponse[response] = nil
-		if tag then
-			c_trace(tag, "response")
-		end
-		local ret
-		if ok then
-			ret = c_send(address, PTYPE_RESPONSE, session, pack(...))
-			if ret == false then
-				c_send(address, PTYPE_ERROR, session, "")
-			end
-		else
-			ret = c_send(address, PTYPE_ERROR, session, "")
-		end
-		return ret ~= nil and ret ~= false
-	end
-	unresponse[response] = address
-	return response
 end
 
 ----------------------------------------------------------------------------------------
@@ -679,10 +462,6 @@ local function service_down(session, source)
 		err_t = err_t + 1
 		err_q[err_t] = session
 	end
-end
-
-function skynet.term(service)
-	return service_down(0, service)
 end
 
 ----------------------------------------------------------------------------------------
@@ -708,26 +487,6 @@ function skynet.timeout(ti, func)
 	return co
 end
 
-function skynet.trace_timeout(on)
-	if on then
-		timeout_traceback = timeout_traceback or setmetatable({}, { __mode = "k" })
-	else
-		timeout_traceback = nil
-	end
-end
-
-local function suspend_sleep(session, token)
-	if ntraced > 0 then
-		local tag = session_coroutine_tracetag[running_thread]
-		if tag then
-			c_trace(tag, "sleep", 3)
-		end
-	end
-	session_id_coroutine[session] = running_thread
-	sleep_session[token] = session
-	return co_yield "SUSPEND"
-end
-
 function skynet.sleep(ti, token)
 	token = token or co_running()
 	if sleep_session[token] ~= nil then
@@ -735,7 +494,12 @@ function skynet.sleep(ti, token)
 	end
 	local session = c.intcommand("TIMEOUT", ti)
 	assert(session)
-	local ok, ret = suspend_sleep(session, token)
+	if ntraced > 0 then
+		ext.trace_sleep(running_thread)
+	end
+	session_id_coroutine[session] = running_thread
+	sleep_session[token] = session
+	local ok, ret = co_yield "SUSPEND"
 	sleep_session[token] = nil
 	if ok then
 		return
@@ -756,7 +520,12 @@ function skynet.wait(token)
 		error "token duplicative"
 	end
 	local session = c.genid()
-	suspend_sleep(session, token)
+	if ntraced > 0 then
+		ext.trace_sleep(running_thread)
+	end
+	session_id_coroutine[session] = running_thread
+	sleep_session[token] = session
+	co_yield "SUSPEND"
 	sleep_session[token] = nil
 	session_id_coroutine[session] = nil
 end
@@ -769,199 +538,48 @@ function skynet.wakeup(token)
 	end
 end
 
--- a thread whose tostring() contains `name` ("thread: 0x..." or just "0x...")
-local function find_thread(name)
-	local function match(co)
-		return type(co) == "thread" and tostring(co):find(name, 1, true) ~= nil
-	end
-	for i = fork_h, fork_t do
-		local co = fork_q[i]
-		if match(co) then
-			return co
-		end
-	end
-	for _, co in pairs(session_id_coroutine) do
-		if match(co) then
-			return co
-		end
-	end
-	for co in pairs(session_coroutine_id) do
-		if match(co) then
-			return co
-		end
-	end
-end
-
-function skynet.killthread(co)
-	if type(co) == "string" then
-		co = find_thread(co)
-		if co == nil then
-			return
-		end
-	end
-	if co == co_running() or co == running_thread then
-		error "Can't kill the running thread"
-	end
-	-- a fork that has not started yet
-	for i = fork_h, fork_t do
-		if fork_q[i] == co then
-			fork_q[i] = false
-			co_close(co)
-			return co
-		end
-	end
-	local found = false
-	for session, v in pairs(session_id_coroutine) do
-		if v == co then
-			found = true
-			session_id_coroutine[session] = "BREAK"
-			watching_session[session] = nil
-			for token, s in pairs(sleep_session) do
-				if s == session then
-					sleep_session[token] = nil
-				end
-			end
-		end
-	end
-	local session = session_coroutine_id[co]
-	if session ~= nil then
-		found = true
-		if session ~= 0 then
-			c_send(session_coroutine_address[co], PTYPE_ERROR, session, "")
-		end
-		session_coroutine_id[co] = nil
-	end
-	if not found then
-		return
-	end
-	session_coroutine_address[co] = nil
-	if session_coroutine_tracetag[co] ~= nil then
-		set_tracetag(co, nil)
-	end
-	if co_status(co) == "suspended" then
-		co_close(co)
-	end
-	return co
-end
-
-----------------------------------------------------------------------------------------
--- batch requests: skynet.request(...):select(timeout)
-
-local request_meta = {}
-request_meta.__index = request_meta
-
-function request_meta:add(obj)
-	assert(type(obj) == "table" and not self._select, "invalid request")
-	self[#self + 1] = obj
-	return self
-end
-request_meta.__call = request_meta.add
-
-function request_meta:close()
-	local threads = self._threads
-	if threads then
-		self._threads = nil
-		for co in pairs(threads) do
-			skynet.killthread(co)
-		end
-	end
-	local waiter = self._waiter
-	if waiter then
-		self._waiter = nil
-		skynet.wakeup(waiter)
-	end
-end
-request_meta.__close = request_meta.close
-
-local function request_one(self, req)
-	local ret = table.pack(pcall(skynet.call, table.unpack(req)))
-	local threads = self._threads
-	if not threads then
-		return	-- closed (timed out)
-	end
-	threads[co_running()] = nil
-	self._pending = self._pending - 1
-	local done = self._done
-	if ret[1] then
-		done[#done + 1] = { req, table.pack(select(2, table.unpack(ret, 1, ret.n))) }
-	else
-		done[#done + 1] = { req, false, ret[2] }
-	end
-	if self._waiter then
-		skynet.wakeup(self._waiter)
-	end
-end
-
-local function request_timer(self, ti)
-	skynet.sleep(ti)
-	self._expired = true
-	if self._waiter then
-		skynet.wakeup(self._waiter)
-	end
-end
-
-local function request_next(self)
-	while true do
-		local done = self._done
-		local i = self._read + 1
-		local item = done[i]
-		if item then
-			done[i] = false
-			self._read = i
-			return item[1], item[2], item[3]
-		end
-		if self._pending == 0 or self._expired or not self._threads then
-			self:close()
-			return
-		end
-		local token = {}
-		self._waiter = token
-		skynet.wait(token)
-		self._waiter = nil
-	end
-end
-
-function request_meta:select(timeout)
-	assert(not self._select, "select twice")
-	self._select = true
-	self._threads = {}
-	self._done = {}
-	self._read = 0
-	self._pending = #self
-	for i = 1, #self do
-		local co = skynet.fork(request_one, self, self[i])
-		self._threads[co] = true
-	end
-	if timeout then
-		local timer = skynet.fork(request_timer, self, timeout)
-		self._threads[timer] = true
-	end
-	return request_next, self
-end
-
-function skynet.request(obj)
-	local r = setmetatable({}, request_meta)
-	if obj then
-		return r:add(obj)
-	end
-	return r
-end
-
 ----------------------------------------------------------------------------------------
 -- service lifecycle
 
-skynet.init = skynet_require.init
+-- skynet.init(f) from the main chunk queues f to run before the start function; from
+-- a module being loaded by skynet.require, after that module's body; otherwise (the
+-- service has started) f runs at once (2016 semantics).
+local main_inits = {}
+local initialized = false
 
--- HEAD: plain pcall. 2016 code used skynet.pcall(start) to run pending init
--- functions first: do that too (a no-op once the service has started).
-function skynet.pcall(f, ...)
-	skynet_require.init_all()
-	return pcall(f, ...)
+function skynet.init(f)
+	assert(type(f) == "function", "skynet.init needs a function")
+	local co, ismain = co_running()
+	if not ismain then
+		local r = package.loaded["skynet.require"]
+		if r and r.add_init(co, f) then
+			return
+		end
+	end
+	if initialized then
+		f()
+	else
+		main_inits[#main_inits + 1] = f
+	end
+end
+
+-- Run the init functions queued by the main chunk (once; a no-op afterwards).
+local function init_all()
+	local inits = main_inits
+	local i = 1
+	while inits[i] do
+		local f = inits[i]
+		inits[i] = false
+		i = i + 1
+		f()
+	end
+	main_inits = {}
+	initialized = true
 end
 
 function skynet.init_service(start)
 	local ok, err = xpcall(function()
-		skynet_require.init_all()
+		init_all()
 		start()
 	end, traceback)
 	if not ok then
@@ -981,42 +599,6 @@ function skynet.start(start_func)
 	end)
 end
 
-function skynet.exit()
-	fork_q, fork_h, fork_t = {}, 1, 0
-	skynet.send(".launcher", "lua", "REMOVE", self_handle, false)
-	-- everyone waiting for our reply gets an error
-	for co, session in pairs(session_coroutine_id) do
-		local address = session_coroutine_address[co]
-		if session ~= 0 and address then
-			c_send(address, PTYPE_ERROR, session, "")
-		end
-	end
-	local me = co_running()
-	for _, co in pairs(session_id_coroutine) do
-		if type(co) == "thread" and co ~= me and co ~= running_thread and co_status(co) == "suspended" then
-			co_close(co)
-		end
-	end
-	for resp in pairs(unresponse) do
-		resp(false)
-	end
-	-- services we are still waiting on: tell them we are gone
-	local callee = {}
-	for _, address in pairs(watching_session) do
-		callee[address] = true
-	end
-	for address in pairs(callee) do
-		c_send(address, PTYPE_ERROR, 0, "")
-	end
-	c.callback(function(_, _, _, session, source)
-		if session ~= 0 and source ~= 0 then
-			c_send(source, PTYPE_ERROR, session, "")
-		end
-	end)
-	c.command "EXIT"
-	co_yield "QUIT"
-end
-
 function skynet.newservice(name, ...)
 	return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
 end
@@ -1033,98 +615,6 @@ function skynet.queryservice(global, ...)
 		return assert(skynet.call(".service", "lua", "GQUERY", ...))
 	end
 	return assert(skynet.call(".service", "lua", "QUERY", global, ...))
-end
-
-----------------------------------------------------------------------------------------
--- introspection
-
-function skynet.endless()
-	return c.intcommand("STAT", "endless") == 1
-end
-
-function skynet.mqlen()
-	return c.intcommand("STAT", "mqlen")
-end
-
-function skynet.stat(what)
-	return c.intcommand("STAT", what)
-end
-
-function skynet.memlimit(bytes)
-	debug.getregistry().memlimit = bytes
-	skynet.memlimit = nil
-end
-
-function skynet.info_func(func)
-	info_func = func
-end
-
-local function thread_traceback(co)
-	if co == "BREAK" then
-		return "BREAK"
-	end
-	return (timeout_traceback and timeout_traceback[co]) or traceback(co)
-end
-
-function skynet.task(ret)
-	if ret == nil then
-		local n = 0
-		for _, co in pairs(session_id_coroutine) do
-			if co ~= "BREAK" then
-				n = n + 1
-			end
-		end
-		return n
-	end
-	if ret == "init" then
-		if init_thread then
-			return traceback(init_thread)
-		end
-		return
-	end
-	local t = type(ret)
-	if t == "table" then
-		for session, co in pairs(session_id_coroutine) do
-			ret[format("%s session: %d", tostring(co), session)] = thread_traceback(co)
-		end
-	elseif t == "number" then
-		local co = session_id_coroutine[ret]
-		if co then
-			return thread_traceback(co)
-		end
-		return "No session"
-	elseif t == "thread" then
-		for session, co in pairs(session_id_coroutine) do
-			if co == ret then
-				return session
-			end
-		end
-	end
-end
-
-function skynet.uniqtask()
-	local stacks = {}
-	for session, co in pairs(session_id_coroutine) do
-		local stack = thread_traceback(co)
-		local info = stacks[stack]
-		if not info then
-			info = { count = 0, sessions = {} }
-			stacks[stack] = info
-		end
-		info.count = info.count + 1
-		if info.count < 10 then
-			info.sessions[#info.sessions + 1] = session
-		end
-	end
-	local ret = {}
-	for stack, info in pairs(stacks) do
-		local sessions = table.concat(info.sessions, ",")
-		if info.count > 10 then
-			sessions = sessions .. "..."
-		end
-		ret[format("%d\tsessions:[%s]\n", info.count, sessions)] = stack
-	end
-	return ret
 end
 
 ----------------------------------------------------------------------------------------
@@ -1147,14 +637,104 @@ skynet.register_protocol {
 	id = PTYPE_ERROR,
 	unpack = function(...) return ... end,
 	dispatch = function(session, source)
-		skynet.ignoreret()
+		session_coroutine_id[running_thread] = nil	-- skynet.ignoreret()
 		return service_down(session, source)
 	end,
 }
 
-require("skynet.debug").init(skynet, {
-	dispatch = skynet.dispatch_message,
-	info = function() return info_func end,
+-- the debug protocol: skynet/debug.lua replaces this dispatch on the first message
+skynet.register_protocol {
+	name = "debug",
+	id = skynet.PTYPE_DEBUG,
+	pack = c.pack,
+	unpack = c.unpack,
+	dispatch = function(...)
+		local dispatch = require("skynet.debug").init(skynet, {
+			dispatch = skynet.dispatch_message,
+			info = function() return info_func end,
+		})
+		return dispatch(...)
+	end,
+}
+
+----------------------------------------------------------------------------------------
+-- the rest of the API: skynet/ext.lua, loaded on first use. Its functions are written
+-- as if they were in this file: their upvalues are joined, by name, to the locals
+-- listed in `shared` (any other upvalue of theirs is private to that file).
+
+local function shared()
+	return skynet, c, proto, session_id_coroutine, session_coroutine_id,
+		session_coroutine_address, session_coroutine_tracetag, unresponse,
+		watching_session, sleep_session, fork_q, fork_h, fork_t, running_thread,
+		init_thread, info_func, ntraced, trace_source, ntrace_source, timeout_traceback,
+		unknown_request, unknown_response, self_handle, service_down, init_all,
+		PTYPE_RESPONSE, PTYPE_ERROR
+end
+
+function load_ext()
+	local getupvalue, upvaluejoin = debug.getupvalue, debug.upvaluejoin
+	local index = {}
+	for i = 1, math.huge do
+		local name = getupvalue(shared, i)
+		if name == nil then
+			break
+		end
+		index[name] = i
+	end
+	local m = require "skynet.ext"
+	local source = debug.getinfo(m.trace_request, "S").source
+	local seen = {}
+	local function join(f)
+		if seen[f] or debug.getinfo(f, "S").source ~= source then
+			return
+		end
+		seen[f] = true
+		for i = 1, math.huge do
+			local name, v = getupvalue(f, i)
+			if name == nil then
+				break
+			end
+			local j = index[name]
+			if j then
+				upvaluejoin(f, i, shared, j)
+			elseif type(v) == "function" then
+				join(v)
+			elseif type(v) == "table" and not seen[v] then
+				seen[v] = true	-- e.g. a metatable of methods
+				for _, mf in pairs(v) do
+					if type(mf) == "function" then
+						join(mf)
+					end
+				end
+			end
+		end
+	end
+	for _, f in pairs(m) do
+		if type(f) == "function" then
+			join(f)
+		end
+	end
+	for k, v in pairs(m.api) do
+		if type(v) == "function" then
+			join(v)
+		end
+		if rawget(skynet, k) == nil then
+			skynet[k] = v
+		end
+	end
+	m.api = nil
+	ext = m
+	setmetatable(skynet, nil)
+	return m
+end
+
+setmetatable(skynet, {
+	__index = function(t, k)
+		if not ext then
+			load_ext()
+		end
+		return rawget(t, k)
+	end,
 })
 
 return skynet

@@ -1,4 +1,5 @@
--- The debug protocol (PTYPE 9) served by every Lua service (core.md §11).
+-- The debug protocol (PTYPE 9) served by every Lua service (core.md §11), loaded by
+-- skynet.lua on a service's first debug message.
 local M = {}
 
 local extcmd = {}
@@ -129,13 +130,20 @@ function M.init(skynet, internal)
 		f(...)
 	end
 
-	skynet.register_protocol {
-		name = "debug",
-		id = assert(skynet.PTYPE_DEBUG),
-		pack = skynet.pack,
-		unpack = skynet.unpack,
-		dispatch = dispatch,
-	}
+	-- skynet.lua registers the protocol with a stub that calls init on the first
+	-- debug message
+	if skynet.dispatch("debug") then
+		skynet.dispatch("debug", dispatch)
+	else
+		skynet.register_protocol {
+			name = "debug",
+			id = assert(skynet.PTYPE_DEBUG),
+			pack = skynet.pack,
+			unpack = skynet.unpack,
+			dispatch = dispatch,
+		}
+	end
+	return dispatch
 end
 
 return M

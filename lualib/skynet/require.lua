@@ -3,20 +3,21 @@
 -- * In the service main chunk it is the stock `require`.
 -- * From a handler coroutine the module body runs in the calling coroutine, so it
 --   may block; other coroutines asking for the same module wait for it.
--- * `skynet.init(f)` registers f to run after the body of the module being loaded
---   (or, in the main chunk, right before the start function).
+-- * `skynet.init(f)` called while a module is being loaded here runs f after that
+--   module's body (the rest of skynet.init is in skynet.lua).
+--
+-- The loader installs a small `require` that only loads this file the first time a
+-- module is required from a coroutine other than the main one.
 
 local M = {}
 
-local stock_require = require
+local stock_require = require	-- (the loader's wrapper calls the stock one in the main coroutine)
 local loaded = package.loaded
 local co_running = coroutine.running
 local pcall = pcall
 local error = error
 local format = string.format
 
-local main_inits = {}      -- queued by skynet.init from the main chunk
-local initialized = false  -- init_all has run
 local loading = {}         -- module name -> { co =, waiting = {}, inits = {}, parent = }
 local current = setmetatable({}, { __mode = "k" })  -- coroutine -> innermost load record
 
@@ -92,35 +93,19 @@ function M.require(name)
 	return loaded[name], extra
 end
 
-function M.init(f)
-	assert(type(f) == "function", "skynet.init needs a function")
-	local co, ismain = co_running()
-	if not ismain then
-		local rec = current[co]
-		if rec then
-			local inits = rec.inits
-			inits[#inits + 1] = f
-			return
-		end
+-- skynet.init(f) from coroutine co: queue f after the module co is loading, if any.
+function M.add_init(co, f)
+	local rec = current[co]
+	if rec then
+		local inits = rec.inits
+		inits[#inits + 1] = f
+		return true
 	end
-	if initialized then
-		-- 2016 semantics: after start, init functions run at once
-		f()
-	else
-		main_inits[#main_inits + 1] = f
-	end
+	return false
 end
 
-function M.init_all()
-	local i = 1
-	while main_inits[i] do
-		local f = main_inits[i]
-		main_inits[i] = false
-		i = i + 1
-		f()
-	end
-	main_inits = {}
-	initialized = true
+function M.init(f)
+	return loaded.skynet.init(f)
 end
 
 return M
