@@ -22,7 +22,10 @@ fn retire_while_a_worker_holds_the_empty_queue() {
     // The marker is not delivered to the service; the worker then sees the flag.
     rt.dispatch(&ctx, &mut popped);
     assert!(ctx.is_retired());
-    assert_eq!(ctx.message_count.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        ctx.message_count.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     // Retiring twice is refused; the handle is gone.
     assert!(!rt.retire(ctx.handle()));
     assert!(rt.handles.grab(ctx.handle()).is_none());

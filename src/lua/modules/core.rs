@@ -6,7 +6,7 @@
 //! that ends before any raise.
 
 use crate::command;
-use crate::lua::host::{lua_service, push_str, raise, to_bytes, LuaService};
+use crate::lua::host::{lua_service, push_str, raise, raise_string, to_bytes, LuaService};
 use crate::lua::modules::seri;
 use crate::message::ptype;
 use crate::runtime::{self, SendError};
@@ -106,15 +106,8 @@ unsafe fn send_common(L: *mut lua_State, source_idx: Option<c_int>, first: c_int
             1
         }
         Ok(Err(SendError::NoDestination)) => 0,
-        Err(msg) => raise_owned(L, msg),
+        Err(msg) => raise_string(L, msg),
     }
-}
-
-/// Raise with an owned message: copied to Lua first, then the String is dropped.
-unsafe fn raise_owned(L: *mut lua_State, msg: String) -> ! {
-    push_str(L, msg.as_bytes());
-    drop(msg);
-    ffi::lua_error(L)
 }
 
 unsafe extern "C-unwind" fn l_send(L: *mut lua_State) -> c_int {
@@ -163,7 +156,7 @@ unsafe extern "C-unwind" fn l_trash(L: *mut lua_State) -> c_int {
         ffi::LUA_TSTRING => 0,
         _ => {
             let msg = format!("skynet.trash invalid param {}", type_name(L, 1));
-            raise_owned(L, msg)
+            raise_string(L, msg)
         }
     }
 }
@@ -173,7 +166,9 @@ unsafe extern "C-unwind" fn l_tostring(L: *mut lua_State) -> c_int {
         return 0;
     }
     let p = ffi::lua_touserdata(L, 1) as *const c_char;
-    let sz = ffi::luaL_checkinteger(L, 2) as usize;
+    let Ok(sz) = usize::try_from(ffi::luaL_checkinteger(L, 2)) else {
+        raise(L, "skynet.tostring: negative size");
+    };
     if p.is_null() {
         ffi::lua_pushstring(L, c"".as_ptr());
     } else {
@@ -206,7 +201,7 @@ unsafe extern "C-unwind" fn l_command(L: *mut lua_State) -> c_int {
     ffi::luaL_checkstring(L, 1);
     let result = match string_param(L, 2) {
         Ok(p) => run_command(L, p),
-        Err(e) => raise_owned(L, e),
+        Err(e) => raise_string(L, e),
     };
     match result {
         Some(s) => {
@@ -246,16 +241,16 @@ unsafe extern "C-unwind" fn l_intcommand(L: *mut lua_State) -> c_int {
     ffi::luaL_checkstring(L, 1);
     let result = {
         let param = match ffi::lua_type(L, 2) {
-            ffi::LUA_TNUMBER => Some((ffi::lua_tointeger(L, 2) as i32).to_string()),
-            _ => match string_param(L, 2) {
-                Ok(p) => p.map(str::to_string),
-                Err(e) => Some(e), // reported below
-            },
+            ffi::LUA_TNUMBER => Ok(Some((ffi::lua_tointeger(L, 2) as i32).to_string())),
+            _ => string_param(L, 2).map(|p| p.map(str::to_string)),
         };
-        run_command(L, param.as_deref()).map(|r| match parse_number(&r) {
-            Some(n) => Ok(n),
-            None => Err(format!("Invalid result {r}")),
-        })
+        match param {
+            Ok(param) => run_command(L, param.as_deref()).map(|r| match parse_number(&r) {
+                Some(n) => Ok(n),
+                None => Err(format!("Invalid result {r}")),
+            }),
+            Err(e) => Some(Err(e)),
+        }
     };
     match result {
         Some(Ok(NumberResult::Int(i))) => {
@@ -266,7 +261,7 @@ unsafe extern "C-unwind" fn l_intcommand(L: *mut lua_State) -> c_int {
             ffi::lua_pushnumber(L, f);
             1
         }
-        Some(Err(e)) => raise_owned(L, e),
+        Some(Err(e)) => raise_string(L, e),
         None => 0,
     }
 }
@@ -275,7 +270,7 @@ unsafe extern "C-unwind" fn l_addresscommand(L: *mut lua_State) -> c_int {
     ffi::luaL_checkstring(L, 1);
     let result = match string_param(L, 2) {
         Ok(p) => run_command(L, p).and_then(|r| runtime::parse_hex_address(&r)),
-        Err(e) => raise_owned(L, e),
+        Err(e) => raise_string(L, e),
     };
     match result {
         Some(h) => {
@@ -334,7 +329,7 @@ unsafe extern "C-unwind" fn l_trace(L: *mut lua_State) -> c_int {
     if !co.is_null() {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
         let mut first = true;
-        for lv in level..level + 3 {
+        for lv in level..level.saturating_add(3) {
             if ffi::lua_getstack(co, lv, &mut ar) == 0
                 || ffi::lua_getinfo(co, c"Sl".as_ptr(), &mut ar) == 0
             {

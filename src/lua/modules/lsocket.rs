@@ -21,7 +21,7 @@
 
 #![allow(non_snake_case)]
 
-use std::ffi::{c_int, CStr, CString};
+use std::ffi::{c_int, CStr};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use mlua::ffi::{self, lua_State};
@@ -46,9 +46,17 @@ unsafe fn push_fail(L: *mut lua_State, msg: &str) -> c_int {
     2
 }
 
+/// Push `nil, <error text>`; the text is formatted on the stack (the push may raise,
+/// so no heap String may be alive then).
 unsafe fn push_errno(L: *mut lua_State, err: std::io::Error) -> c_int {
-    let msg = err.to_string();
-    push_fail(L, &msg)
+    let mut text = [0u8; 256];
+    let mut w = &mut text[..];
+    let _ = std::io::Write::write_fmt(&mut w, format_args!("{err}"));
+    let n = 256 - w.len();
+    drop(err);
+    ffi::lua_pushnil(L);
+    ffi::lua_pushlstring(L, text.as_ptr() as *const _, n);
+    2
 }
 
 fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
@@ -70,35 +78,44 @@ fn start_connect(host: &str, port: u16) -> std::io::Result<c_int> {
     Ok(sock.into_raw_fd())
 }
 
-unsafe fn arg_string(L: *mut lua_State, idx: c_int) -> String {
+unsafe fn arg_bytes<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
     let mut len = 0usize;
     let p = ffi::luaL_checklstring(L, idx, &mut len);
-    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    std::slice::from_raw_parts(p as *const u8, len)
 }
 
 /// `connect([type,] address, port)`.
 unsafe extern "C-unwind" fn lconnect(L: *mut lua_State) -> c_int {
     let mut base = 1;
     if ffi::lua_gettop(L) >= 3 {
-        let kind = arg_string(L, 1);
-        if kind != "tcp" {
+        if arg_bytes(L, 1) != b"tcp" {
             return push_fail(L, "only tcp sockets are supported");
         }
         base = 2;
     }
     let port = ffi::luaL_checkinteger(L, base + 1);
-    let host = arg_string(L, base);
+    let host = arg_bytes(L, base);
     if !(0..=65535).contains(&port) {
         return push_fail(L, "invalid port");
     }
-    let fd = match start_connect(&host, port as u16) {
-        Ok(fd) => fd,
-        Err(e) => return push_errno(L, e),
-    };
+    // The userdata first (allocation may raise), so a connected fd is never lost.
     let ud = ffi::lua_newuserdata(L, std::mem::size_of::<Sock>()) as *mut Sock;
-    (*ud).fd = fd;
+    (*ud).fd = -1;
     ffi::luaL_setmetatable(L, SOCKET_META.as_ptr());
-    1
+    let r = match std::str::from_utf8(host) {
+        Ok(host) => start_connect(host, port as u16),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address is not UTF-8",
+        )),
+    };
+    match r {
+        Ok(fd) => {
+            (*ud).fd = fd;
+            1
+        }
+        Err(e) => push_errno(L, e),
+    }
 }
 
 /// Collect the socket objects of the table at `idx` (nil = none) into `out` as
@@ -180,14 +197,21 @@ unsafe extern "C-unwind" fn lselect(L: *mut lua_State) -> c_int {
         .map(|(w, _)| w.1)
         .collect();
     drop(pfds);
-    for (list, arg) in [(rready, 1), (wready, 2)] {
-        ffi::lua_createtable(L, list.len() as c_int, 0);
-        for (k, i) in list.iter().enumerate() {
-            ffi::lua_rawgeti(L, arg, *i);
-            ffi::lua_rawseti(L, -2, k as ffi::lua_Integer + 1);
+    // Building the result tables allocates (may raise): protected, with the argument
+    // tables handed to the body; the index lists are dropped here either way.
+    ffi::lua_settop(L, 2);
+    let r = crate::lua::host::protected(L, 2, &mut |L| {
+        for (list, arg) in [(&rready, 1), (&wready, 2)] {
+            ffi::lua_createtable(L, list.len() as c_int, 0);
+            for (k, i) in list.iter().enumerate() {
+                ffi::lua_rawgeti(L, arg, *i);
+                ffi::lua_rawseti(L, -2, k as ffi::lua_Integer + 1);
+            }
         }
-    }
-    2
+        2
+    });
+    drop((reads, writes, rready, wready));
+    r.unwrap_or_else(|_| crate::lua::host::reraise(L))
 }
 
 /// `sock:recv([size])`.
@@ -197,13 +221,14 @@ unsafe extern "C-unwind" fn lrecv(L: *mut lua_State) -> c_int {
     if (*s).fd < 0 {
         return push_fail(L, "socket is closed");
     }
-    let mut buf = vec![0u8; size];
-    let n = libc::recv((*s).fd, buf.as_mut_ptr() as *mut _, size, 0);
+    // Received straight into a Lua buffer: no Rust allocation alive across the push.
+    let mut lb: ffi::luaL_Buffer = std::mem::zeroed();
+    let buf = ffi::luaL_buffinitsize(L, &mut lb, size);
+    let n = libc::recv((*s).fd, buf as *mut _, size, 0);
     if n > 0 {
-        ffi::lua_pushlstring(L, buf.as_ptr() as *const _, n as usize);
+        ffi::luaL_pushresultsize(&mut lb, n as usize);
         return 1;
     }
-    drop(buf);
     if n == 0 {
         ffi::lua_pushnil(L);
         return 1;
@@ -293,8 +318,7 @@ unsafe extern "C-unwind" fn lgetfd(L: *mut lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn ltostring(L: *mut lua_State) -> c_int {
     let s = check_sock(L, 1);
-    let text = CString::new(format!("lsocket: {:p}", s)).unwrap_or_default();
-    ffi::lua_pushstring(L, text.as_ptr());
+    ffi::lua_pushfstring(L, c"lsocket: %p".as_ptr(), s as *const std::ffi::c_void);
     1
 }
 

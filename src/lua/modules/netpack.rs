@@ -197,7 +197,7 @@ unsafe fn push_packet(L: *mut lua_State, p: Packet) {
 /// `filter(queue, msg, sz)` → `queue, type, ...`
 unsafe extern "C-unwind" fn lfilter(L: *mut lua_State) -> c_int {
     let msg = ffi::lua_touserdata(L, 2) as *const u8;
-    let sz = ffi::luaL_checkinteger(L, 3) as usize;
+    let sz = usize::try_from(ffi::luaL_checkinteger(L, 3)).unwrap_or(0);
     if msg.is_null() || sz < HEADER_SIZE {
         ffi::lua_settop(L, 1);
         return 1;
@@ -223,10 +223,13 @@ unsafe extern "C-unwind" fn lfilter(L: *mut lua_State) -> c_int {
             let (done, partial) = q.push_data(m.id, data);
             payload_free(m.buffer);
             if done == 1 && !partial && before == 0 {
-                let p = q.ready.pop_back().unwrap();
+                // Push the (allocating, possibly raising) string before taking the
+                // packet out of the queue, so a memory error cannot lose the block.
                 ffi::lua_pushstring(L, c"data".as_ptr());
-                push_packet(L, p);
-                return 5;
+                if let Some(p) = q.ready.pop_back() {
+                    push_packet(L, p);
+                    return 5;
+                }
             }
             if done > 0 {
                 ffi::lua_pushstring(L, c"more".as_ptr());
@@ -294,23 +297,30 @@ unsafe extern "C-unwind" fn lpop(L: *mut lua_State) -> c_int {
 /// `pack(str)` / `pack(ptr, sz)` → `ptr, sz + 2`.
 unsafe extern "C-unwind" fn lpack(L: *mut lua_State) -> c_int {
     let mut len = 0usize;
-    let src: *const u8 = if ffi::lua_type(L, 1) == ffi::LUA_TSTRING {
-        ffi::lua_tolstring(L, 1, &mut len) as *const u8
+    let src: *const u8 = if ffi::lua_isuserdata(L, 1) != 0 {
+        // A negative size maps to "too long" below.
+        len = usize::try_from(ffi::luaL_checkinteger(L, 2)).unwrap_or(usize::MAX);
+        let p = ffi::lua_touserdata(L, 1) as *const u8;
+        if p.is_null() && len > 0 {
+            return ffi::luaL_error(L, c"netpack.pack: NULL pointer with a size".as_ptr());
+        }
+        p
     } else {
-        len = ffi::luaL_checkinteger(L, 2) as usize;
-        ffi::lua_touserdata(L, 1) as *const u8
+        // Strings and numbers (as text); anything else is an argument error. (A
+        // table once fell through to a NULL pointer and sent uninitialised bytes.)
+        ffi::luaL_checklstring(L, 1, &mut len) as *const u8
     };
     if len >= 0x10000 {
         return ffi::luaL_error(
             L,
             c"Invalid size (too long) of data : %d".as_ptr(),
-            len as c_int,
+            len.min(c_int::MAX as usize) as c_int,
         );
     }
     let out = payload_alloc(len + 2);
     *out = (len >> 8) as u8;
     *out.add(1) = len as u8;
-    if len > 0 && !src.is_null() {
+    if len > 0 {
         std::ptr::copy_nonoverlapping(src, out.add(2), len);
     }
     ffi::lua_pushlightuserdata(L, out as *mut _);
@@ -334,7 +344,9 @@ unsafe extern "C-unwind" fn ltostring(L: *mut lua_State) -> c_int {
         ffi::lua_pushstring(L, c"".as_ptr());
         return 1;
     }
-    let sz = ffi::luaL_checkinteger(L, 2) as usize;
+    let Ok(sz) = usize::try_from(ffi::luaL_checkinteger(L, 2)) else {
+        return ffi::luaL_error(L, c"netpack.tostring: negative size".as_ptr());
+    };
     ffi::lua_pushlstring(L, p as *const _, sz);
     payload_free(p);
     1

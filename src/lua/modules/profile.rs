@@ -57,10 +57,7 @@ unsafe extern "C-unwind" fn l_start(L: *mut lua_State) -> c_int {
     ffi::lua_pushvalue(L, co);
     if ffi::lua_rawget(L, -2) != ffi::LUA_TNIL {
         let p = ffi::lua_topointer(L, co);
-        let msg = format!("Thread {p:p} start profile more than once");
-        ffi::lua_pushlstring(L, msg.as_ptr() as *const _, msg.len());
-        drop(msg);
-        ffi::lua_error(L);
+        crate::lua::host::raise_string(L, format!("Thread {p:p} start profile more than once"));
     }
     ffi::lua_pop(L, 1);
     ffi::lua_pushvalue(L, co);

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use mlua::ffi::{self, lua_State};
 
 use super::netpack::new_lib;
+use crate::lua::host::{protected, reraise};
 use crate::message::payload_free;
 use crate::socket::{
     sys, udp_address_decode, Buffer, SocketMessage, SocketServer, HEADER_SIZE, SOCKET_UDP,
@@ -110,11 +111,7 @@ macro_rules! addr_or_raise {
     ($L:expr, $idx:expr) => {
         match address($L, $idx) {
             Ok(v) => v,
-            Err(msg) => {
-                push_bytes($L, msg.as_bytes());
-                drop(msg);
-                ffi::lua_error($L)
-            }
+            Err(msg) => crate::lua::host::raise_string($L, msg),
         }
     };
 }
@@ -147,27 +144,21 @@ unsafe fn send_buffer<'a>(L: *mut lua_State, idx: c_int) -> Result<Buffer<'a>, &
             Ok(Buffer::Slice(std::slice::from_raw_parts(p, sz)))
         }
         ffi::LUA_TTABLE => {
+            // Concatenated in a Lua buffer, not a Vec: converting a number element
+            // allocates and may raise, and nothing Rust-owned may be alive then. The
+            // result string stays on the stack until the caller returns.
             let n = ffi::lua_rawlen(L, idx);
-            let mut total = 0;
+            let mut lb: ffi::luaL_Buffer = std::mem::zeroed();
+            ffi::luaL_buffinit(L, &mut lb);
             for i in 1..=n {
-                ffi::lua_rawgeti(L, idx, i as ffi::lua_Integer);
-                let ok = ffi::lua_type(L, -1) == ffi::LUA_TSTRING
-                    || ffi::lua_type(L, -1) == ffi::LUA_TNUMBER;
-                if ok {
-                    total += arg_bytes(L, -1).unwrap().len();
-                }
-                ffi::lua_pop(L, 1);
-                if !ok {
+                let t = ffi::lua_rawgeti(L, idx, i as ffi::lua_Integer);
+                if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
                     return Err("Invalid strings table");
                 }
+                ffi::luaL_addvalue(&mut lb);
             }
-            let mut v = Vec::with_capacity(total);
-            for i in 1..=n {
-                ffi::lua_rawgeti(L, idx, i as ffi::lua_Integer);
-                v.extend_from_slice(arg_bytes(L, -1).unwrap());
-                ffi::lua_pop(L, 1);
-            }
-            Ok(Buffer::Vec(v))
+            ffi::luaL_pushresult(&mut lb);
+            Ok(Buffer::Slice(arg_bytes(L, -1).unwrap_or(&[])))
         }
         _ => Err("Unsupported send data type"),
     }
@@ -338,9 +329,12 @@ unsafe extern "C-unwind" fn ludp_address(L: *mut lua_State) -> c_int {
     let a = check_str(L, 1);
     match udp_address_decode(a) {
         Some(sa) => {
-            let ip = sa.ip().to_string();
-            push_bytes(L, ip.as_bytes());
-            drop(ip);
+            // Formatted on the stack: the push may raise, so no heap String here.
+            let mut text = [0u8; 64];
+            let mut w = &mut text[..];
+            let _ = std::io::Write::write_fmt(&mut w, format_args!("{}", sa.ip()));
+            let n = 64 - w.len();
+            push_bytes(L, &text[..n]);
             ffi::lua_pushinteger(L, sa.port() as _);
             2
         }
@@ -350,29 +344,30 @@ unsafe extern "C-unwind" fn ludp_address(L: *mut lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn lresolve(L: *mut lua_State) -> c_int {
     let host = std::str::from_utf8(check_str(L, 1)).unwrap_or("");
-    match sys::resolve(host, 0, false, false) {
+    let ips: Vec<String> = match sys::resolve(host, 0, false, false) {
         Ok(addrs) => {
-            ffi::lua_createtable(L, addrs.len() as c_int, 0);
-            let mut n = 0;
-            let mut seen: Vec<std::net::IpAddr> = Vec::new();
+            let mut ips = Vec::with_capacity(addrs.len());
             for a in &addrs {
-                if seen.contains(&a.ip()) {
-                    continue;
+                let ip = a.ip().to_string();
+                if !ips.contains(&ip) {
+                    ips.push(ip);
                 }
-                seen.push(a.ip());
-                n += 1;
-                let s = a.ip().to_string();
-                push_bytes(L, s.as_bytes());
-                ffi::lua_rawseti(L, -2, n);
             }
-            1
+            ips
         }
-        Err(msg) => {
-            push_bytes(L, msg.as_bytes());
-            drop(msg);
-            ffi::lua_error(L)
+        Err(msg) => crate::lua::host::raise_string(L, msg),
+    };
+    // Table building allocates (may raise): protected, `ips` is dropped here either way.
+    let r = protected(L, 0, &mut |L| {
+        ffi::lua_createtable(L, ips.len() as c_int, 0);
+        for (n, ip) in ips.iter().enumerate() {
+            push_bytes(L, ip.as_bytes());
+            ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
         }
-    }
+        1
+    });
+    drop(ips);
+    r.unwrap_or_else(|_| reraise(L))
 }
 
 unsafe fn set_int(L: *mut lua_State, k: &CStr, v: i64) {
@@ -393,6 +388,13 @@ unsafe fn set_bool(L: *mut lua_State, k: &CStr, v: bool) {
 /// `info()`: netstat entries (§3.4); times are centiseconds since the process started.
 unsafe extern "C-unwind" fn linfo(L: *mut lua_State) -> c_int {
     let all = server().info();
+    // Table building allocates (may raise): protected, `all` is dropped here either way.
+    let r = protected(L, 0, &mut |L| info_table(L, &all));
+    drop(all);
+    r.unwrap_or_else(|_| reraise(L))
+}
+
+unsafe fn info_table(L: *mut lua_State, all: &[crate::socket::SocketInfo]) -> c_int {
     ffi::lua_createtable(L, all.len() as c_int, 0);
     for (n, i) in all.iter().enumerate() {
         ffi::lua_createtable(L, 0, 12);
@@ -445,7 +447,7 @@ impl SockBuffer {
     }
 
     /// The unread bytes of each chunk in order.
-    fn slices(&self) -> impl Iterator<Item = &[u8]> {
+    fn slices(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.chunks.iter().enumerate().map(move |(i, &(p, n))| {
             let off = if i == 0 { self.offset } else { 0 };
             // SAFETY: chunk i holds n bytes.
@@ -501,9 +503,18 @@ impl SockBuffer {
             let s = self.slices().next().unwrap();
             return s.windows(sep.len()).position(|w| w == sep);
         }
-        // Walk every byte across chunks, matching incrementally from each start.
-        let bytes: Vec<u8> = self.slices().flatten().copied().collect();
-        bytes.windows(sep.len()).position(|w| w == sep)
+        // Across chunks: try each start position, probing with a cloned iterator (no
+        // copy of the buffered bytes; separators are short).
+        let mut it = self.slices().flatten().copied();
+        let mut pos = 0;
+        loop {
+            let mut probe = it.clone();
+            if sep.iter().all(|&c| probe.next() == Some(c)) {
+                return Some(pos);
+            }
+            it.next()?;
+            pos += 1;
+        }
     }
 }
 
@@ -647,9 +658,7 @@ unsafe extern "C-unwind" fn lheader(L: *mut lua_State) -> c_int {
     let s = check_str(L, 1);
     if s.is_empty() || s.len() > 4 {
         let msg = format!("Invalid read {}", String::from_utf8_lossy(s));
-        push_bytes(L, msg.as_bytes());
-        drop(msg);
-        ffi::lua_error(L);
+        crate::lua::host::raise_string(L, msg);
     }
     let v = s.iter().fold(0u64, |acc, &c| acc << 8 | c as u64);
     ffi::lua_pushinteger(L, v as _);
@@ -658,7 +667,7 @@ unsafe extern "C-unwind" fn lheader(L: *mut lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn lunpack(L: *mut lua_State) -> c_int {
     let msg = ffi::lua_touserdata(L, 1) as *const u8;
-    let sz = ffi::luaL_checkinteger(L, 2) as usize;
+    let sz = usize::try_from(ffi::luaL_checkinteger(L, 2)).unwrap_or(0);
     if msg.is_null() || sz < HEADER_SIZE {
         fail(L, "Invalid socket message");
     }
@@ -723,4 +732,34 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_socketdriver(L: *mut lua_State) -
         ],
     );
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::payload_from;
+
+    fn buffer(chunks: &[&[u8]]) -> SockBuffer {
+        let mut b = SockBuffer::default();
+        for c in chunks {
+            b.chunks.push_back((payload_from(c), c.len()));
+            b.size += c.len();
+        }
+        b
+    }
+
+    #[test]
+    fn find_spans_chunks_and_honours_the_offset() {
+        let mut b = buffer(&[b"ab\r", b"\ncd", b"e\r", b"\n"]);
+        assert_eq!(b.find(b"\r\n"), Some(2));
+        assert_eq!(b.find(b"cde\r\n"), Some(4));
+        assert_eq!(b.find(b"x"), None);
+        assert_eq!(b.find(b"\n\n"), None);
+        b.skip(4); // consumes "ab\r\n", leaves "cde\r\n"
+        assert_eq!(b.find(b"\r\n"), Some(3));
+        b.skip(1);
+        assert_eq!(b.find(b"e"), Some(1));
+        assert_eq!(b.find(b"de\r\n"), Some(0));
+        assert_eq!(b.find(b"de\r\n!"), None);
+    }
 }

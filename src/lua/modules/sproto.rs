@@ -77,11 +77,9 @@ fn leak_proto(sp: Sproto) -> *mut LuaProto {
     raw
 }
 
-/// Raises `msg` as a Lua error; `msg` is dropped before the `longjmp`.
+/// Raises `msg` as a Lua error; `msg` is dropped before the push and the `longjmp`.
 unsafe fn raise(L: *mut lua_State, msg: String) -> ! {
-    ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
-    drop(msg);
-    ffi::lua_error(L)
+    crate::lua::host::raise_string(L, msg)
 }
 
 /// Raises a codec error.
