@@ -488,8 +488,10 @@ skynet.start(function()
         socket.start(fd)
         skynet.fork(function()
             skynet.sleep(50)    -- let more than 128 KiB pile up: reading pauses
+            -- (16 MB: far more than the socket thread can have read before the
+            -- pause takes effect, so the reader must resume the socket)
             local total = 0
-            while total < 2000000 do
+            while total < 16000000 do
                 local d = socket.read(fd)
                 if not d then break end
                 total = total + #d
@@ -503,9 +505,9 @@ end)
 "#;
     let (_d, mut sk, port) = boot(main, &[]);
     let mut c = connect(port);
-    c.write_all(&vec![b'z'; 2_000_000]).unwrap();
+    c.write_all(&vec![b'z'; 16_000_000]).unwrap();
     assert_eq!(read_n(&mut c, 4), b"done");
-    sk.wait_for("TOTAL 2000000", TIMEOUT);
+    sk.wait_for("TOTAL 16000000", TIMEOUT);
     sk.wait_for("Pause socket (", TIMEOUT);
     sk.wait_for("Resume socket (", TIMEOUT);
 }
