@@ -265,7 +265,18 @@ function suspend(co, ok, cmd)
 	return dispatch_wakeup()
 end
 
+-- co: a pooled coroutine, or nil to take one here
 local function dispatch_request(co, f, session, source, ...)
+	if not co then
+		local n = npool
+		if n > 0 then
+			co = pool[n]
+			pool[n] = nil
+			npool = n - 1
+		else
+			co = new_thread()
+		end
+	end
 	session_coroutine_id[co] = session
 	session_coroutine_address[co] = source
 	running_thread = co
@@ -329,7 +340,7 @@ function skynet.dispatch_message(prototype, msg, sz, session, source)
 		if not f then
 			dispatch_unknown(prototype, msg, sz, session, source, p)
 		elseif p.trace == nil and ntrace_source == 0 then
-			dispatch_request(co_get(), f, session, source, p.unpack(msg, sz))
+			dispatch_request(nil, f, session, source, p.unpack(msg, sz))
 		else
 			local co = co_get()
 			;(ext or load_ext()).trace_request(co, p, source)
