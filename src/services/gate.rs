@@ -179,32 +179,37 @@ impl Gate {
         true
     }
 
+    /// Cut `bytes` (the next bytes of connection `id`) into packets and deliver them.
+    /// Bytes are parsed in place; only an unfinished packet is kept (copied) in the
+    /// connection's `pending` buffer, and a packet is copied once, into its message.
     fn data(&mut self, ctx: &Context, id: i32, bytes: &[u8]) {
         let header = self.header;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        c.pending.extend_from_slice(bytes);
-        let mut packets = Vec::new();
+        let (agent, client) = (c.agent, c.client);
+        let mut pending = std::mem::take(&mut c.pending);
+        let buffered = !pending.is_empty();
+        if buffered {
+            pending.extend_from_slice(bytes);
+        }
+        let input: &[u8] = if buffered { &pending } else { bytes };
         let mut off = 0;
         let mut too_big = false;
-        while c.pending.len() - off >= header {
-            let h = &c.pending[off..off + header];
-            let len = h.iter().fold(0usize, |a, &x| a << 8 | x as usize);
+        while input.len() - off >= header {
+            let len = input[off..off + header]
+                .iter()
+                .fold(0usize, |a, &x| a << 8 | x as usize);
             if len >= MAX_PACKET {
                 too_big = true;
                 break;
             }
-            if c.pending.len() - off - header < len {
+            let start = off + header;
+            if input.len() - start < len {
                 break;
             }
-            packets.push((off + header, len));
-            off += header + len;
-        }
-        let (agent, client) = (c.agent, c.client);
-        let pending = std::mem::take(&mut c.pending);
-        for (start, len) in packets {
-            self.deliver(ctx, id, agent, client, &pending[start..start + len]);
+            self.deliver(ctx, id, agent, client, &input[start..start + len]);
+            off = start + len;
         }
         if too_big {
             self.log("Recv socket message > 16M");
@@ -212,9 +217,16 @@ impl Gate {
             runtime::socket_server().close(id);
             return;
         }
+        let rest = if off == input.len() {
+            Vec::new()
+        } else if buffered {
+            pending.drain(..off);
+            pending
+        } else {
+            bytes[off..].to_vec()
+        };
         if let Some(c) = self.conns.get_mut(&id) {
-            c.pending = pending;
-            c.pending.drain(..off);
+            c.pending = rest;
         }
     }
 
@@ -251,9 +263,16 @@ impl Gate {
         if msg.size < HEADER_SIZE {
             return;
         }
+        // Only the socket server (source 0) sends these: a script can send any bytes
+        // as PTYPE_SOCKET, but never from source 0, and the header holds a pointer.
+        if msg.source != 0 {
+            self.log(&format!("Invalid socket message from {:x}", msg.source));
+            return;
+        }
         // SAFETY: socket payloads start with a SocketMessage.
         let m = unsafe { std::ptr::read_unaligned(msg.data as *const SocketMessage) };
-        let text = String::from_utf8_lossy(&msg.bytes()[HEADER_SIZE..]).into_owned();
+        // The inline text (address, error), decoded only by the events that use it.
+        let text = || String::from_utf8_lossy(&msg.bytes()[HEADER_SIZE..]);
         match m.kind {
             SOCKET_DATA if !m.buffer.is_null() => {
                 // SAFETY: DATA blocks hold ud bytes.
@@ -286,12 +305,12 @@ impl Gate {
                 // Request/response traffic: Nagle would only add latency.
                 runtime::socket_server().nodelay(nid);
                 self.log(&format!("socket open: {nid:x}"));
-                self.notify(ctx, format!("{nid} open {nid} {text}:0").as_bytes());
+                self.notify(ctx, format!("{nid} open {nid} {}:0", text()).as_bytes());
             }
             SOCKET_CLOSE | SOCKET_ERROR => {
                 if m.id == self.listen_id {
                     if m.kind == SOCKET_ERROR {
-                        self.log(&format!("gate: accept error: {text}"));
+                        self.log(&format!("gate: accept error: {}", text()));
                     } else {
                         self.listen_id = -1;
                     }

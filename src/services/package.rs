@@ -338,6 +338,12 @@ impl Package {
         if msg.size < HEADER_SIZE || msg.data.is_null() {
             return;
         }
+        // Only the socket server (source 0) sends these: the header holds a pointer,
+        // and a script can send any bytes as PTYPE_SOCKET (never from source 0).
+        if msg.source != 0 {
+            self.log(&format!("Invalid socket message from {:x}", msg.source));
+            return;
+        }
         // SAFETY: socket payloads start with a SocketMessage.
         let m = unsafe { std::ptr::read_unaligned(msg.data as *const SocketMessage) };
         match m.kind {
