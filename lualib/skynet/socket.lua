@@ -354,6 +354,10 @@ function socket.close(id)
 	end
 	driver.close(id)
 	if s.connected then
+		-- Do not resume a paused socket that is closing: start on it would answer
+		-- ERROR "socket closed", and the ERROR for the then unknown id shuts it down,
+		-- discarding the output still queued (upstream sets pause = false here too).
+		s.pause = nil
 		if s.co then
 			-- another coroutine is reading: let it finish first
 			local co = running()

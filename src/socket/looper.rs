@@ -398,6 +398,11 @@ impl Looper {
                 Err(libc::EAGAIN) => return After::Keep,
                 Err(e @ (libc::EMFILE | libc::ENFILE)) => {
                     let dropped = self.reserve.drop_one(lfd);
+                    if dropped == Some(false) {
+                        // The queue is empty (accept4 reports EMFILE even then): no
+                        // connection was refused, so no ERROR; wait for the next edge.
+                        return After::Keep;
+                    }
                     self.report(
                         owner,
                         SOCKET_ERROR,
@@ -406,9 +411,9 @@ impl Looper {
                         std::ptr::null_mut(),
                         sys::strerror(e).as_bytes(),
                     );
-                    if !dropped {
-                        // Nothing could be taken off the queue: wait for the next edge
-                        // rather than spinning.
+                    if dropped.is_none() {
+                        // No spare fd: nothing could be taken off the queue. Wait for
+                        // the next edge rather than spinning.
                         return After::Keep;
                     }
                 }

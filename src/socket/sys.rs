@@ -273,12 +273,14 @@ impl ReserveFd {
     }
 
     /// Release the spare, accept and drop one pending connection, take the spare back.
-    /// Returns true if a connection was dropped.
-    pub fn drop_one(&mut self, listen_fd: RawFd) -> bool {
+    /// Returns Some(false) if no connection was pending (accept4 fails with EMFILE
+    /// before it looks at the queue), None if there is no spare fd to release, else
+    /// Some(true) (a connection was dropped, or accept failed otherwise).
+    pub fn drop_one(&mut self, listen_fd: RawFd) -> Option<bool> {
         if self.0 < 0 {
             self.0 = open_devnull();
             if self.0 < 0 {
-                return false;
+                return None;
             }
         }
         // SAFETY: we own self.0.
@@ -289,10 +291,10 @@ impl ReserveFd {
                 unsafe { libc::close(fd) };
                 true
             }
-            Err(_) => false,
+            Err(e) => e != libc::EAGAIN,
         };
         self.0 = open_devnull();
-        dropped
+        Some(dropped)
     }
 }
 
