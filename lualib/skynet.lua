@@ -11,9 +11,10 @@
 --
 -- Every service loads this file, and its compiled functions are per-state memory (stock
 -- Lua cannot share prototypes between states), so it holds only the message path and
--- what an ordinary service uses. Everything else (tracing, exit, response, request,
--- task, killthread, ...) is in skynet/ext.lua, loaded on the first access to a field
--- this table lacks; the debug protocol (skynet/debug.lua) on the first debug message.
+-- what an ordinary service uses. The rest is loaded on the first access to a field this
+-- table lacks: skynet/ext.lua (response, exit, time, ...), then skynet/ext_debug.lua
+-- (tracing, task lists, killthread, request); the debug protocol (skynet/debug.lua) on
+-- the first debug message.
 
 local c = require "skynet.core"
 
@@ -70,7 +71,7 @@ local running_thread = nil
 local init_thread = nil
 local info_func = nil
 
--- tracing state; the hot paths only test the two counters (set by skynet/ext.lua)
+-- tracing state; the hot paths only test the two counters (see skynet/ext_debug.lua)
 local ntraced = 0		-- coroutines carrying a trace tag (or a forced-off marker)
 local trace_source = {}	-- source -> tag announced by a PTYPE_TRACE message
 local ntrace_source = 0
@@ -79,8 +80,8 @@ local timeout_traceback = nil
 -- nil: the built-in handlers of skynet/ext.lua
 local unknown_request, unknown_response
 
-local ext	-- skynet/ext.lua once loaded
-local load_ext
+local ext, extdbg	-- skynet/ext.lua, skynet/ext_debug.lua once loaded
+local load_ext, load_extdbg
 
 ----------------------------------------------------------------------------------------
 -- addresses, environment, time
@@ -132,7 +133,7 @@ local function new_thread()
 		end
 		session_coroutine_address[co] = nil
 		if ntraced > 0 then
-			ext.trace_end(co)
+			extdbg.trace_end(co)
 		end
 		f = nil
 		npool = npool + 1
@@ -204,7 +205,7 @@ local function dispatch_wakeup()
 			if type(co) == "thread" then
 				session_id_coroutine[session] = "BREAK"
 				if ntraced > 0 then
-					ext.trace_event(co, "resume")
+					extdbg.trace_event(co, "resume")
 				end
 				running_thread = co
 				return suspend(co, co_resume(co, false, "BREAK", nil, session))
@@ -258,7 +259,7 @@ function suspend(co, ok, cmd)
 	end
 	session_coroutine_address[co] = nil
 	if ntraced > 0 then
-		ext.trace_error(co)
+		extdbg.trace_error(co)
 	end
 	report(traceback(co, tostring(cmd)))
 	co_close(co)
@@ -329,7 +330,7 @@ function skynet.dispatch_message(prototype, msg, sz, session, source)
 		else
 			session_id_coroutine[session] = nil
 			if ntraced > 0 then
-				ext.trace_event(co, "resume")
+				extdbg.trace_event(co, "resume")
 			end
 			running_thread = co
 			suspend(co, co_resume(co, true, msg, sz, session))
@@ -343,7 +344,7 @@ function skynet.dispatch_message(prototype, msg, sz, session, source)
 			dispatch_request(nil, f, session, source, p.unpack(msg, sz))
 		else
 			local co = co_get()
-			;(ext or load_ext()).trace_request(co, p, source)
+			;(extdbg or load_extdbg()).trace_request(co, p, source)
 			dispatch_request(co, f, session, source, p.unpack(msg, sz))
 		end
 	end
@@ -400,7 +401,7 @@ end
 
 function skynet.call(addr, typename, ...)
 	if ntraced > 0 then
-		ext.trace_call(running_thread, addr)
+		extdbg.trace_call(running_thread, addr)
 	end
 	local p = proto[typename]
 	local session = c_send(addr, p.id, nil, p.pack(...))
@@ -433,7 +434,7 @@ function skynet.ret(msg, sz)
 	end
 	local source = session_coroutine_address[co]
 	if ntraced > 0 then
-		ext.trace_event(co, "response")
+		extdbg.trace_event(co, "response")
 	end
 	local ret = c_send(source, PTYPE_RESPONSE, session, msg, sz)
 	if ret then
@@ -506,7 +507,7 @@ function skynet.sleep(ti, token)
 	local session = c.intcommand("TIMEOUT", ti)
 	assert(session)
 	if ntraced > 0 then
-		ext.trace_sleep(running_thread)
+		extdbg.trace_sleep(running_thread)
 	end
 	session_id_coroutine[session] = running_thread
 	sleep_session[token] = session
@@ -532,7 +533,7 @@ function skynet.wait(token)
 	end
 	local session = c.genid()
 	if ntraced > 0 then
-		ext.trace_sleep(running_thread)
+		extdbg.trace_sleep(running_thread)
 	end
 	session_id_coroutine[session] = running_thread
 	sleep_session[token] = session
@@ -628,6 +629,24 @@ function skynet.queryservice(global, ...)
 	return assert(skynet.call(".service", "lua", "QUERY", global, ...))
 end
 
+-- require for the framework's own parts: their bodies never block, so they need not
+-- go through the yield-safe require (skynet/require.lua) when loaded from a handler
+local function load_module(name)
+	local loaded = package.loaded
+	local m = loaded[name]
+	if m == nil then
+		for _, searcher in ipairs(package.searchers) do
+			local loader, extra = searcher(name)
+			if type(loader) == "function" then
+				m = loader(name, extra)
+				loaded[name] = m
+				break
+			end
+		end
+	end
+	return m
+end
+
 ----------------------------------------------------------------------------------------
 -- built-in protocols
 
@@ -660,7 +679,7 @@ skynet.register_protocol {
 	pack = c.pack,
 	unpack = c.unpack,
 	dispatch = function(...)
-		local dispatch = require("skynet.debug").init(skynet, {
+		local dispatch = load_module("skynet.debug").init(skynet, {
 			dispatch = skynet.dispatch_message,
 			info = function() return info_func end,
 		})
@@ -669,9 +688,10 @@ skynet.register_protocol {
 }
 
 ----------------------------------------------------------------------------------------
--- the rest of the API: skynet/ext.lua, loaded on first use. Its functions are written
--- as if they were in this file: their upvalues are joined, by name, to the locals
--- listed in `shared` (any other upvalue of theirs is private to that file).
+-- the rest of the API: skynet/ext.lua and skynet/ext_debug.lua, loaded on first use.
+-- Their functions are written as if they were in this file: their upvalues are joined,
+-- by name, to the locals listed in `shared` (any other upvalue of theirs is private to
+-- their file).
 
 local function shared()
 	return skynet, c, proto, session_id_coroutine, session_coroutine_id,
@@ -679,62 +699,22 @@ local function shared()
 		watching_session, sleep_session, fork_q, fork_h, fork_t, running_thread,
 		init_thread, info_func, ntraced, trace_source, ntrace_source, timeout_traceback,
 		unknown_request, unknown_response, self_handle, service_down, init_all,
-		PTYPE_RESPONSE, PTYPE_ERROR
+		PTYPE_RESPONSE, PTYPE_ERROR, ext, extdbg
 end
 
 function load_ext()
-	local getupvalue, upvaluejoin = debug.getupvalue, debug.upvaluejoin
-	local index = {}
-	for i = 1, math.huge do
-		local name = getupvalue(shared, i)
-		if name == nil then
-			break
-		end
-		index[name] = i
+	ext = load_module "skynet.ext"
+	ext.install(shared, skynet, ext)
+	if extdbg then
+		setmetatable(skynet, nil)
 	end
-	local m = require "skynet.ext"
-	local source = debug.getinfo(m.trace_request, "S").source
-	local seen = {}
-	local function join(f)
-		if seen[f] or debug.getinfo(f, "S").source ~= source then
-			return
-		end
-		seen[f] = true
-		for i = 1, math.huge do
-			local name, v = getupvalue(f, i)
-			if name == nil then
-				break
-			end
-			local j = index[name]
-			if j then
-				upvaluejoin(f, i, shared, j)
-			elseif type(v) == "function" then
-				join(v)
-			elseif type(v) == "table" and not seen[v] then
-				seen[v] = true	-- e.g. a metatable of methods
-				for _, mf in pairs(v) do
-					if type(mf) == "function" then
-						join(mf)
-					end
-				end
-			end
-		end
-	end
-	for _, f in pairs(m) do
-		if type(f) == "function" then
-			join(f)
-		end
-	end
-	for k, v in pairs(m.api) do
-		if type(v) == "function" then
-			join(v)
-		end
-		if rawget(skynet, k) == nil then
-			skynet[k] = v
-		end
-	end
-	m.api = nil
-	ext = m
+	return ext
+end
+
+function load_extdbg()
+	local m = load_module "skynet.ext_debug"
+	;(ext or load_ext()).install(shared, skynet, m)
+	extdbg = m
 	setmetatable(skynet, nil)
 	return m
 end
@@ -743,6 +723,13 @@ setmetatable(skynet, {
 	__index = function(t, k)
 		if not ext then
 			load_ext()
+			local v = rawget(t, k)
+			if v ~= nil then
+				return v
+			end
+		end
+		if not extdbg then
+			load_extdbg()
 		end
 		return rawget(t, k)
 	end,

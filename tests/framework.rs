@@ -128,6 +128,11 @@ fn init_order_and_require() {
 }
 
 #[test]
+fn framework_parts_load_on_first_use() {
+    run_lua_test("t_lazy");
+}
+
+#[test]
 fn newservice_launcher_env_datacenter() {
     let log = run_lua_test("t_newservice");
     assert!(log.contains("init service failed: "), "{log}");
