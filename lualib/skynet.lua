@@ -17,6 +17,8 @@
 -- the first debug message.
 
 local c = require "skynet.core"
+-- Our core has a direct timeout(ti) -> session; upstream-style cores only TIMEOUT.
+local c_timeout = c.timeout or function(ti) return c.intcommand("TIMEOUT", ti) end
 
 local tostring = tostring
 local type = type
@@ -488,7 +490,7 @@ function skynet.fork(func, ...)
 end
 
 function skynet.timeout(ti, func)
-	local session = c.intcommand("TIMEOUT", ti)
+	local session = c_timeout(ti)
 	assert(session)
 	local co = co_get()
 	co_resume(co, timer_entry, func, co)
@@ -504,7 +506,7 @@ function skynet.sleep(ti, token)
 	if sleep_session[token] ~= nil then
 		error "token duplicative"
 	end
-	local session = c.intcommand("TIMEOUT", ti)
+	local session = c_timeout(ti)
 	assert(session)
 	if ntraced > 0 then
 		extdbg.trace_sleep(running_thread)

@@ -100,6 +100,9 @@ pub struct Shared {
     /// The main thread (null once closed).
     pub main: AtomicPtr<lua_State>,
     pub alloc: AllocState,
+    /// Coroutines being profiled (`skynet.profile.start` without `stop`): while 0,
+    /// the timing resume skips its table lookup.
+    pub profiling: AtomicUsize,
     /// Held while another thread touches `main`/`active` and while the state closes.
     pub close_lock: parking_lot::Mutex<()>,
 }
@@ -116,6 +119,7 @@ impl Shared {
                 report: AtomicUsize::new(MEMORY_WARNING_REPORT),
                 handle,
             },
+            profiling: AtomicUsize::new(0),
             close_lock: parking_lot::Mutex::new(()),
         })
     }

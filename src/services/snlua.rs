@@ -162,6 +162,8 @@ impl Snlua {
             ffi::lua_settop(L, 0);
             ffi::lua_gc(L, ffi::LUA_GCGEN, 0, 0);
             ffi::lua_gc(L, ffi::LUA_GCRESTART, 0);
+            // The message handler stays at index 1 of the main thread for every call.
+            ffi::lua_pushcfunction(L, traceback);
         }
         Ok(())
     }
@@ -175,9 +177,9 @@ impl Snlua {
             return false;
         }
         let L = lua.L;
-        // SAFETY: this worker holds the service; L is its main thread, stack empty.
+        // SAFETY: this worker holds the service; L is its main thread, whose stack
+        // holds only the traceback handler (index 1).
         unsafe {
-            ffi::lua_pushcfunction(L, traceback);
             ffi::lua_rawgeti(
                 L,
                 ffi::LUA_REGISTRYINDEX,
@@ -215,7 +217,7 @@ impl Snlua {
                 };
                 runtime::get().log(me, &line);
             }
-            ffi::lua_settop(L, 0);
+            ffi::lua_settop(L, 1);
         }
         self.lua.as_ref().map(|l| l.forward).unwrap_or(false)
     }

@@ -345,6 +345,20 @@ unsafe extern "C-unwind" fn l_trace(L: *mut lua_State) -> c_int {
     0
 }
 
+/// `timeout(ticks)` -> session: the `TIMEOUT` command without its text round trip
+/// (an extra of ours; upstream's skynet.lua uses `intcommand("TIMEOUT", ti)`).
+unsafe extern "C-unwind" fn l_timeout(L: *mut lua_State) -> c_int {
+    // Lenient like TIMEOUT's strtol: floats truncate, non-numbers count as 0.
+    let ticks = if ffi::lua_isinteger(L, 1) != 0 {
+        ffi::lua_tointeger(L, 1)
+    } else {
+        ffi::lua_tonumber(L, 1) as i64
+    };
+    let session = runtime::get().timeout(svc(L).ctx(), ticks);
+    ffi::lua_pushinteger(L, session as ffi::lua_Integer);
+    1
+}
+
 unsafe extern "C-unwind" fn l_now(L: *mut lua_State) -> c_int {
     ffi::lua_pushinteger(L, runtime::get().timer.now() as ffi::lua_Integer);
     1
@@ -373,6 +387,7 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_core(L: *mut lua_State) -> c_int 
         (c"send", l_send),
         (c"redirect", l_redirect),
         (c"genid", l_genid),
+        (c"timeout", l_timeout),
         (c"callback", l_callback),
         (c"command", l_command),
         (c"intcommand", l_intcommand),

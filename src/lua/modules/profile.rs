@@ -5,7 +5,7 @@
 //! (from another thread) can arm its hook on the right coroutine. Timing costs one
 //! table lookup per resume unless the coroutine is being profiled.
 
-use crate::lua::host::{lua_service, raise};
+use crate::lua::host::{lua_service, raise, LuaService};
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
@@ -67,6 +67,7 @@ unsafe extern "C-unwind" fn l_start(L: *mut lua_State) -> c_int {
     ffi::lua_pushvalue(L, co);
     ffi::lua_pushnumber(L, 0.0);
     ffi::lua_rawset(L, -3);
+    count_profiled(L, true);
     0
 }
 
@@ -96,6 +97,7 @@ unsafe extern "C-unwind" fn l_stop(L: *mut lua_State) -> c_int {
         ffi::lua_pushnil(L);
         ffi::lua_rawset(L, t);
     }
+    count_profiled(L, false);
     ffi::lua_pushnumber(L, total);
     1
 }
@@ -106,10 +108,21 @@ unsafe extern "C-unwind" fn l_resume(L: *mut lua_State) -> c_int {
     if co.is_null() {
         ffi::luaL_checktype(L, 1, ffi::LUA_TTHREAD);
     }
-    // Is `co` profiled? (upvalue 1: start table)
-    ffi::lua_pushvalue(L, 1);
-    let profiled = ffi::lua_rawget(L, ffi::lua_upvalueindex(1)) != ffi::LUA_TNIL;
-    ffi::lua_pop(L, 1);
+    let svc = ffi::lua_touserdata(L, ffi::lua_upvalueindex(4)) as *mut LuaService;
+    let shared = if svc.is_null() {
+        None
+    } else {
+        Some(&(*svc).shared)
+    };
+    // Is `co` profiled? (upvalue 1: start table; no lookup while nothing is profiled)
+    let profiled = if shared.is_some_and(|s| s.profiling.load(Ordering::Relaxed) == 0) {
+        false
+    } else {
+        ffi::lua_pushvalue(L, 1);
+        let hit = ffi::lua_rawget(L, ffi::lua_upvalueindex(1)) != ffi::LUA_TNIL;
+        ffi::lua_pop(L, 1);
+        hit
+    };
     let t0 = if profiled {
         let t = thread_cpu_seconds();
         ffi::lua_pushvalue(L, 1);
@@ -119,16 +132,14 @@ unsafe extern "C-unwind" fn l_resume(L: *mut lua_State) -> c_int {
     } else {
         0.0
     };
-    let svc = ffi::lua_touserdata(L, ffi::lua_upvalueindex(4)) as *mut crate::lua::host::LuaService;
-    let shared = if svc.is_null() {
-        None
-    } else {
-        Some(&(*svc).shared)
-    };
-    let previous = shared.map(|s| s.active.swap(co, Ordering::AcqRel));
+    // Single writer (the thread running this service): plain load/store.
+    let previous = shared.map(|s| {
+        let prev = s.active.load(Ordering::Relaxed);
+        s.active.store(co, Ordering::Release);
+        prev
+    });
     let orig: ffi::lua_CFunction =
         std::mem::transmute(ffi::lua_touserdata(L, ffi::lua_upvalueindex(3)));
-    let base = ffi::lua_gettop(L);
     let n = orig(L);
     if let (Some(s), Some(prev)) = (shared, previous) {
         s.active.store(prev, Ordering::Release);
@@ -143,8 +154,21 @@ unsafe extern "C-unwind" fn l_resume(L: *mut lua_State) -> c_int {
         ffi::lua_pushnumber(L, total);
         ffi::lua_rawset(L, ffi::lua_upvalueindex(2));
     }
-    let _ = base;
     n
+}
+
+/// Count a coroutine in or out of profiling for the calling service.
+unsafe fn count_profiled(L: *mut lua_State, started: bool) {
+    let svc = lua_service(L);
+    if !svc.is_null() {
+        let svc = &*svc;
+        let p = &svc.shared.profiling;
+        let n = p.load(Ordering::Relaxed);
+        p.store(
+            if started { n + 1 } else { n.saturating_sub(1) },
+            Ordering::Relaxed,
+        );
+    }
 }
 
 /// Push the timing resume closure (upvalues: start table, total table, original
