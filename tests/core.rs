@@ -308,7 +308,10 @@ fn bad_configs_stop_startup_naming_the_problem() {
     assert_eq!(code, 1);
     assert!(err.contains("Invalid config table key = logger"), "{err}");
 
-    d.write("badlog", "thread = 2\nlogger = \"/nonexistent/dir/skynet.log\"\n");
+    d.write(
+        "badlog",
+        "thread = 2\nlogger = \"/nonexistent/dir/skynet.log\"\n",
+    );
     let (code, err) = run_to_exit(&["badlog"], d.path());
     assert_eq!(code, 1);
     assert!(err.contains("Can't launch logger service"), "{err}");
@@ -635,4 +638,43 @@ end)
         read()
     );
     sk.stop();
+}
+
+#[test]
+fn memory_warning_doubles_and_signal_1_reports_memory() {
+    let (_d, mut sk) = start(
+        "memwarn",
+        &[(
+            "hog",
+            r#"
+local keep = {}
+for i = 1, 40 do keep[i] = string.rep(string.char(64 + i % 26), 1024 * 1024) end
+log("ALLOCATED", #keep)
+c.command("SIGNAL", string.format(":%x 1", self()))
+c.callback(function() end)
+"#,
+        )],
+        "",
+    );
+    let line = sk.wait_for("Memory warning", Duration::from_secs(10));
+    let mb: f64 = line.rsplit(' ').nth(1).unwrap().parse().unwrap();
+    assert!((32.0..40.0).contains(&mb), "{line}");
+    sk.wait_for("ALLOCATED 40", Duration::from_secs(10));
+    sk.wait_for("recv a signal 1", Duration::from_secs(5));
+    let line = sk.wait_for("Current Memory", Duration::from_secs(5));
+    let kb: f64 = line
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_end_matches('K')
+        .parse()
+        .unwrap();
+    assert!(kb > 40.0 * 1024.0, "{line}");
+    // One report per doubling: nothing between 32 MB and 64 MB after the first.
+    assert_eq!(
+        sk.log().matches("Memory warning").count(),
+        1,
+        "{}",
+        sk.log()
+    );
 }
