@@ -168,34 +168,19 @@ impl Runtime {
         source: u32,
         dest: u32,
         ty: i32,
-        mut session: i32,
+        session: i32,
         data: *mut u8,
         size: usize,
     ) -> Result<i32, SendError> {
-        let dontcopy = ty & ptype::TAG_DONTCOPY != 0;
-        let free_owned = |d: *mut u8| {
-            if dontcopy && !d.is_null() {
-                // SAFETY: ownership was handed over with DONTCOPY.
-                unsafe { payload_free(d) }
-            }
-        };
         if size >= (1usize << 56) {
-            free_owned(data);
+            free_if_owned(ty, data);
             self.log(
                 source,
                 &format!("error: The message to {dest:x} is too large"),
             );
             return Err(SendError::TooLarge);
         }
-        if ty & ptype::TAG_ALLOCSESSION != 0 {
-            session = from.map(|c| c.new_session()).unwrap_or(0);
-        }
-        let data = if dontcopy || data.is_null() {
-            data
-        } else {
-            // SAFETY: the caller lends `size` readable bytes.
-            payload_from(unsafe { std::slice::from_raw_parts(data, size) })
-        };
+        let (session, data) = own_payload(from, ty, session, data, size);
         let ty8 = (ty & 0xff) as u8;
         if dest == 0 {
             if !data.is_null() {
@@ -257,9 +242,7 @@ impl Runtime {
                 self, from, source, addr, ty, session, data, size,
             ),
             None => {
-                if ty & ptype::TAG_DONTCOPY != 0 && !data.is_null() {
-                    unsafe { payload_free(data) };
-                }
+                free_if_owned(ty, data);
                 Err(SendError::NoDestination)
             }
         }
@@ -494,6 +477,38 @@ impl Runtime {
             self.timer.add(ev, ticks as u64);
         }
         session
+    }
+}
+
+/// The session and payload of a send from here on: a fresh session of `from` with
+/// ALLOCSESSION (0 without a sender), and `data` itself with DONTCOPY, else a copy of
+/// its `size` bytes (pointer contract as [`Runtime::send`]).
+pub(crate) fn own_payload(
+    from: Option<&Context>,
+    ty: i32,
+    session: i32,
+    data: *mut u8,
+    size: usize,
+) -> (i32, *mut u8) {
+    let session = if ty & ptype::TAG_ALLOCSESSION != 0 {
+        from.map(|c| c.new_session()).unwrap_or(0)
+    } else {
+        session
+    };
+    let data = if ty & ptype::TAG_DONTCOPY != 0 || data.is_null() {
+        data
+    } else {
+        // SAFETY: the caller lends `size` readable bytes.
+        payload_from(unsafe { std::slice::from_raw_parts(data, size) })
+    };
+    (session, data)
+}
+
+/// Free `data` if the send handed it over (DONTCOPY) and it is not delivered.
+pub(crate) fn free_if_owned(ty: i32, data: *mut u8) {
+    if ty & ptype::TAG_DONTCOPY != 0 && !data.is_null() {
+        // SAFETY: ownership was handed over with DONTCOPY.
+        unsafe { payload_free(data) }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 const EDGES: &str = r#"
 local skynet = require "skynet"
+require "skynet.manager"
 local c = require "skynet.core"
 local netpack = require "skynet.netpack"
 local driver = require "skynet.socketdriver"
@@ -55,6 +56,9 @@ skynet.start(function()
     equal("udp_address bad", pcall(driver.udp_address, "x"), false)
     driver.close(listen)
     c.trash(p, sz)
+    -- A script-made harbor "envelope" (any 64 bytes as PTYPE_SYSTEM, with a payload
+    -- pointer in it) is refused, not freed.
+    c.send(5, skynet.PTYPE_SYSTEM, 0, string.pack("<jc16jI4i4i4xxxxjj", 1234, "EDGEG", 5, 1, 0, 10, 16, 4))
     skynet.error("EDGE-DONE")
 end)
 "#;
@@ -69,5 +73,6 @@ fn bad_arguments_fail_the_call_not_the_process() {
     let log = sk.log();
     assert!(!log.contains("EDGE-BAD"), "{log}");
     assert_eq!(log.matches("EDGE-OK").count(), 12, "{log}");
+    sk.wait_for("forged envelope", Duration::from_secs(2));
     sk.stop();
 }

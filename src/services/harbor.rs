@@ -9,7 +9,7 @@
 
 use crate::context::Context;
 use crate::message::{payload_alloc, payload_free, ptype, Message};
-use crate::runtime::{Runtime, SendError};
+use crate::runtime::{free_if_owned, own_payload, Runtime, SendError};
 use crate::services::NativeService;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -18,8 +18,11 @@ use std::sync::Arc;
 const GLOBALNAME_LENGTH: usize = 16;
 
 /// The envelope, written into a payload block (so a drain can free it with libc).
+/// `cookie` marks envelopes built here: a script can send the harbor any 64 bytes as
+/// `PTYPE_SYSTEM`, and an envelope carries a payload pointer that gets freed.
 #[repr(C)]
 struct Envelope {
+    cookie: u64,
     name: [u8; GLOBALNAME_LENGTH],
     name_len: usize,
     source: u32,
@@ -38,27 +41,18 @@ pub fn send_global(
     source: u32,
     name: &str,
     ty: i32,
-    mut session: i32,
+    session: i32,
     data: *mut u8,
     size: usize,
 ) -> Result<i32, SendError> {
-    let dontcopy = ty & ptype::TAG_DONTCOPY != 0;
     let harbor = rt.harbor_service.load(Ordering::Acquire);
     if harbor == 0 || name.len() >= GLOBALNAME_LENGTH {
-        if dontcopy && !data.is_null() {
-            unsafe { payload_free(data) };
-        }
+        free_if_owned(ty, data);
         return Err(SendError::NoDestination);
     }
-    if ty & ptype::TAG_ALLOCSESSION != 0 {
-        session = from.map(|c| c.new_session()).unwrap_or(0);
-    }
-    let data = if dontcopy || data.is_null() {
-        data
-    } else {
-        crate::message::payload_from(unsafe { std::slice::from_raw_parts(data, size) })
-    };
+    let (session, data) = own_payload(from, ty, session, data, size);
     let mut env = Envelope {
+        cookie: cookie(),
         name: [0; GLOBALNAME_LENGTH],
         name_len: name.len(),
         source,
@@ -91,6 +85,17 @@ pub fn send_global(
             Err(SendError::NoDestination)
         }
     }
+}
+
+/// A per-process secret (never visible to scripts) stamped on every envelope.
+fn cookie() -> u64 {
+    static COOKIE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *COOKIE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(crate::timer::hpc());
+        h.finish() | 1
+    })
 }
 
 pub struct Harbor {
@@ -160,8 +165,19 @@ impl NativeService for Harbor {
                 false
             }
             ptype::SYSTEM if msg.size == std::mem::size_of::<Envelope>() => {
-                // SAFETY: SYSTEM messages to the harbor are envelopes built by send_global.
-                let e = unsafe { std::ptr::read(msg.data as *const Envelope) };
+                // SAFETY: the payload holds size_of::<Envelope>() bytes (checked above);
+                // only envelopes built by send_global carry the cookie.
+                let e = unsafe { std::ptr::read_unaligned(msg.data as *const Envelope) };
+                if e.cookie != cookie() {
+                    rt.log(
+                        ctx.handle(),
+                        &format!(
+                            "recv invalid message from {:x}, forged envelope",
+                            msg.source
+                        ),
+                    );
+                    return false;
+                }
                 let name = String::from_utf8_lossy(&e.name[..e.name_len.min(GLOBALNAME_LENGTH)])
                     .into_owned();
                 match self.names.get(&name) {
@@ -203,6 +219,16 @@ impl NativeService for Harbor {
                 }
                 false
             }
+        }
+    }
+}
+
+impl Drop for Harbor {
+    fn drop(&mut self) {
+        // Envelopes still waiting for a name own their payloads.
+        for e in self.waiting.drain().flat_map(|(_, v)| v) {
+            // SAFETY: an envelope's data is an owned payload block (or null).
+            unsafe { payload_free(e.data) };
         }
     }
 }
