@@ -262,10 +262,13 @@ impl Runtime {
             Ok(()) => {
                 // SAFETY: the queue has not been scheduled yet; we are its only holder.
                 unsafe { ctx.install(svc) };
-                self.log(
-                    ctx.handle(),
-                    &format!("LAUNCH {} {}", module, args.unwrap_or("")),
-                );
+                // The logger's own line is dropped, as upstream (it has no name yet).
+                if self.logger_handle() != 0 {
+                    self.log(
+                        ctx.handle(),
+                        &format!("LAUNCH {} {}", module, args.unwrap_or("")),
+                    );
+                }
                 // Also when killed during init: a worker then drains it.
                 self.scheduler.schedule(ctx.clone());
                 Some(ctx.handle())

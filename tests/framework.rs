@@ -71,13 +71,19 @@ end)
             .unwrap_or_else(|| panic!("missing or out of order: {want}\n{log}"));
         at += pos + want.len();
     }
-    assert!(!log.contains("error"), "unexpected error in boot log\n{log}");
+    assert!(
+        !log.contains("error"),
+        "unexpected error in boot log\n{log}"
+    );
 }
 
 #[test]
 fn order_fork_sleep_wakeup_timeout() {
     let log = run_lua_test("t_order");
-    assert!(!log.contains("Unknown session"), "stray timer response\n{log}");
+    assert!(
+        !log.contains("Unknown session"),
+        "stray timer response\n{log}"
+    );
 }
 
 #[test]
@@ -85,16 +91,27 @@ fn call_ret_response_and_errors() {
     let log = run_lua_test("t_call");
     // handler errors reach the log with the error text
     assert!(
-        log.lines().any(|l| l.contains("lua call [") && l.contains("boom-in-handler")),
+        log.lines()
+            .any(|l| l.contains("lua call [") && l.contains("boom-in-handler")),
         "handler error not logged\n{log}"
     );
     assert!(
         log.contains("Maybe forgot response session") && log.contains("t_call_peer.lua:"),
         "forgotten response not reported\n{log}"
     );
-    assert_eq!(count(&log, "Maybe forgot response"), 1, "only the call (not sends) warns\n{log}");
-    assert!(log.contains("twice: false") && log.contains("Can't response more than once"), "{log}");
-    assert!(log.contains("ret_twice: false") && log.contains("No session"), "{log}");
+    assert_eq!(
+        count(&log, "Maybe forgot response"),
+        1,
+        "only the call (not sends) warns\n{log}"
+    );
+    assert!(
+        log.contains("twice: false") && log.contains("Can't response more than once"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ret_twice: false") && log.contains("No session"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -146,8 +163,15 @@ fn debug_protocol() {
     let log = run_lua_test("t_debug");
     assert!(log.contains("Turn trace log true for lua"), "{log}");
     assert!(log.contains("Kill thread: 0xdeadbeef : Not found"), "{log}");
-    assert!(log.lines().any(|l| l.contains("] Kill thread: 0x")), "{log}");
-    assert!(log.lines().any(|l| l.contains("] GC ") && l.contains(" Kb -> ")), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains("] Kill thread: 0x")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("] GC ") && l.contains(" Kb -> ")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -176,7 +200,11 @@ fn console_with_closed_stdin() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Console {
@@ -189,7 +217,10 @@ impl Console {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect debug console");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let writer = s.try_clone().unwrap();
-        let mut c = Console { reader: BufReader::new(s), writer };
+        let mut c = Console {
+            reader: BufReader::new(s),
+            writer,
+        };
         assert_eq!(c.line(), "Welcome to skynet console");
         c
     }
@@ -200,7 +231,9 @@ impl Console {
     }
     /// Send a command; return its output lines and the terminator.
     fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
-        self.writer.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+        self.writer
+            .write_all(format!("{cmd}\n").as_bytes())
+            .unwrap();
         let mut out = Vec::new();
         loop {
             let l = self.line();
@@ -229,8 +262,14 @@ fn debug_console_commands() {
 
     let (out, end) = c.cmd("list");
     assert_eq!(end, "<CMD OK>");
-    assert!(out.iter().any(|l| l.ends_with("\tsnlua t_debug_peer")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with(":00000004\tsnlua cdummy")), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.ends_with("\tsnlua t_debug_peer")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with(":00000004\tsnlua cdummy")),
+        "{out:?}"
+    );
     let peer = out
         .iter()
         .find(|l| l.ends_with("\tsnlua t_debug_peer"))
@@ -239,7 +278,13 @@ fn debug_console_commands() {
 
     let (out, end) = c.cmd("bogus");
     assert_eq!(end, "<CMD Error>");
-    assert_eq!(out, vec!["Invalid command, type help for command list".to_string(), String::new()]);
+    assert_eq!(
+        out,
+        vec![
+            "Invalid command, type help for command list".to_string(),
+            String::new()
+        ]
+    );
 
     let (out, end) = c.cmd("help");
     assert_eq!(end, "<CMD OK>");
@@ -257,8 +302,17 @@ fn debug_console_commands() {
 
     let (out, end) = c.cmd("stat");
     assert_eq!(end, "<CMD OK>");
-    let line = out.iter().find(|l| l.starts_with(&format!(":{peer}\t"))).expect("stat line");
-    assert!(line.contains("\tcpu:") && line.contains("\tmessage:") && line.contains("\tmqlen:") && line.contains("\ttask:"), "{line}");
+    let line = out
+        .iter()
+        .find(|l| l.starts_with(&format!(":{peer}\t")))
+        .expect("stat line");
+    assert!(
+        line.contains("\tcpu:")
+            && line.contains("\tmessage:")
+            && line.contains("\tmqlen:")
+            && line.contains("\ttask:"),
+        "{line}"
+    );
 
     let (out, end) = c.cmd("mem");
     assert_eq!(end, "<CMD OK>");
@@ -266,10 +320,16 @@ fn debug_console_commands() {
 
     let (out, end) = c.cmd("service");
     assert_eq!(end, "<CMD OK>");
-    assert!(out.iter().any(|l| l.starts_with("t_unique_target\t:")), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.starts_with("t_unique_target\t:")),
+        "{out:?}"
+    );
 
     let (out, end) = c.cmd("getenv harbor");
-    assert_eq!((out, end.as_str()), (vec!["harbor\t0".to_string()], "<CMD OK>"));
+    assert_eq!(
+        (out, end.as_str()),
+        (vec!["harbor\t0".to_string()], "<CMD OK>")
+    );
 
     let (_, end) = c.cmd("setenv harbor 1");
     assert_eq!(end, "<CMD Error>");
@@ -282,7 +342,10 @@ fn debug_console_commands() {
     assert_eq!(end, "<CMD OK>", "{out:?}");
 
     let (out, end) = c.cmd(&format!("dbgcmd {peer} HELLO"));
-    assert_eq!((out, end.as_str()), (vec!["hello nil".to_string()], "<CMD OK>"));
+    assert_eq!(
+        (out, end.as_str()),
+        (vec!["hello nil".to_string()], "<CMD OK>")
+    );
 
     let (out, end) = c.cmd("start t_args a b");
     assert_eq!(end, "<CMD OK>");
@@ -311,7 +374,10 @@ fn debug_console_commands() {
 fn bench_call_roundtrip() {
     let n = std::env::var("BENCH_N").unwrap_or_else(|_| "1000000".into());
     let dir = TempDir::new("bench_call");
-    let conf = dir.write("config", &config_text(dir.path(), "bench_call", &format!("bench_n = {n}")));
+    let conf = dir.write(
+        "config",
+        &config_text(dir.path(), "bench_call", &format!("bench_n = {n}")),
+    );
     let mut sk = Skynet::start(&conf, dir.path());
     let line = sk.wait_for("BENCH ", Duration::from_secs(300));
     println!("{line}");
@@ -320,15 +386,31 @@ fn bench_call_roundtrip() {
 #[test]
 fn trace_tags_propagate() {
     let log = run_lua_test("t_trace");
-    for event in ["trace traced-call", " call : ", " request", " response", " resume", " sleep : ", " end"] {
+    for event in [
+        "trace traced-call",
+        " call : ",
+        " request",
+        " response",
+        " resume",
+        " sleep : ",
+        " end",
+    ] {
         assert!(
-            log.lines().any(|l| l.contains("<TRACE :00000008-1> ") && l.contains(event)),
+            log.lines()
+                .any(|l| l.contains("<TRACE :00000008-1> ") && l.contains(event)),
             "missing trace event {event:?}\n{log}"
         );
     }
     // the callee logs the caller's tag
-    assert!(log.lines().any(|l| l.starts_with("[:00000009] <TRACE :00000008-1> ") && l.ends_with(" request")), "{log}");
-    assert!(log.contains("Turn trace log true for lua") && log.contains("Turn trace log false for lua"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("[:00000009] <TRACE :00000008-1> ") && l.ends_with(" request")),
+        "{log}"
+    );
+    assert!(
+        log.contains("Turn trace log true for lua") && log.contains("Turn trace log false for lua"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -361,7 +443,9 @@ end)
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"t_args a b\n\nt_no_such_service\n").unwrap();
+    stdin
+        .write_all(b"t_args a b\n\nt_no_such_service\n")
+        .unwrap();
     drop(stdin); // EOF
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();
@@ -385,7 +469,10 @@ end)
     let _ = child.wait();
     let log = log.join("\n");
     assert!(log.contains("LAUNCH snlua t_args a b"), "{log}");
-    assert!(log.contains("lua loader error") && log.contains("t_no_such_service"), "{log}");
+    assert!(
+        log.contains("lua loader error") && log.contains("t_no_such_service"),
+        "{log}"
+    );
     assert!(log.contains("STILL ALIVE"), "{log}");
 }
 
@@ -397,5 +484,8 @@ fn upstream_style_echo() {
 #[test]
 fn launcher_loglaunch_writes_message_log() {
     let logdir = TempDir::new("t_loglaunch_logs");
-    run_lua_test_with("t_loglaunch", &format!("logpath = {:?}", logdir.path().display().to_string()));
+    run_lua_test_with(
+        "t_loglaunch",
+        &format!("logpath = {:?}", logdir.path().display().to_string()),
+    );
 }

@@ -59,6 +59,9 @@ skynet.start(function()
     -- A script-made harbor "envelope" (any 64 bytes as PTYPE_SYSTEM, with a payload
     -- pointer in it) is refused, not freed.
     c.send(5, skynet.PTYPE_SYSTEM, 0, string.pack("<jc16jI4i4i4xxxxjj", 1234, "EDGEG", 5, 1, 0, 10, 16, 4))
+    -- Keep running after the binary "Unknown request (6)" log lines (listen/close
+    -- events with no socket protocol): the log must still be read past them.
+    skynet.sleep(1)
     skynet.error("EDGE-DONE")
 end)
 "#;

@@ -97,21 +97,13 @@ impl Skynet {
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
         let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx2.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Skynet { child, lines: rx, seen: Vec::new() }
+        std::thread::spawn(move || forward_lines(out, tx));
+        std::thread::spawn(move || forward_lines(err, tx2));
+        Skynet {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -194,6 +186,28 @@ impl Skynet {
 impl Drop for Skynet {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Forward a child's output line by line. Log lines may carry binary payloads (e.g.
+/// "Unknown request" dumps), so read bytes and convert lossily: `lines()` would stop
+/// at the first invalid UTF-8 line and lose everything after it.
+fn forward_lines(stream: impl std::io::Read, tx: std::sync::mpsc::Sender<String>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                if tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
+                    break;
+                }
+            }
+        }
     }
 }
 

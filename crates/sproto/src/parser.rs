@@ -750,5 +750,11 @@ fn make_field(
             return Err((f.pos, format!("map key suffix on builtin array {}", f.name)));
         }
     }
-    Ok(Field::new(f.name.clone(), f.tag as u32, ty, precision, container))
+    Ok(Field::new(
+        f.name.clone(),
+        f.tag as u32,
+        ty,
+        precision,
+        container,
+    ))
 }

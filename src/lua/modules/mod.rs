@@ -18,7 +18,10 @@ use std::ffi::CStr;
 pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"skynet.netpack", netpack::luaopen_skynet_netpack),
     (c"netpack", netpack::luaopen_skynet_netpack),
-    (c"skynet.socketdriver", socketdriver::luaopen_skynet_socketdriver),
+    (
+        c"skynet.socketdriver",
+        socketdriver::luaopen_skynet_socketdriver,
+    ),
     (c"socketdriver", socketdriver::luaopen_skynet_socketdriver),
     (c"sproto.core", sproto::luaopen_sproto_core),
 ];
