@@ -197,6 +197,18 @@ impl Looper {
         (self.sink)(owner, p, sz);
     }
 
+    /// An ERROR event carrying `strerror(errno)`.
+    fn report_errno(&self, owner: u32, id: i32, errno: i32) {
+        self.report(
+            owner,
+            SOCKET_ERROR,
+            id,
+            0,
+            std::ptr::null_mut(),
+            sys::strerror(errno).as_bytes(),
+        );
+    }
+
     fn set_state(&self, id: i32, f: impl FnOnce(&mut SlotState)) {
         let mut st = self.srv.slot(id).0.lock();
         if st.id == id {
@@ -403,14 +415,7 @@ impl Looper {
                         // connection was refused, so no ERROR; wait for the next edge.
                         return After::Keep;
                     }
-                    self.report(
-                        owner,
-                        SOCKET_ERROR,
-                        id,
-                        0,
-                        std::ptr::null_mut(),
-                        sys::strerror(e).as_bytes(),
-                    );
+                    self.report_errno(owner, id, e);
                     if dropped.is_none() {
                         // No spare fd: nothing could be taken off the queue. Wait for
                         // the next edge rather than spinning.
@@ -419,14 +424,7 @@ impl Looper {
                 }
                 Err(libc::ECONNABORTED | libc::EPROTO | libc::EINTR) => continue,
                 Err(e) => {
-                    self.report(
-                        owner,
-                        SOCKET_ERROR,
-                        id,
-                        0,
-                        std::ptr::null_mut(),
-                        sys::strerror(e).as_bytes(),
-                    );
+                    self.report_errno(owner, id, e);
                     return After::Keep;
                 }
             }
@@ -500,14 +498,7 @@ impl Looper {
                 unsafe { payload_free(buf) };
                 let owner = s.owner;
                 self.force_close(id);
-                self.report(
-                    owner,
-                    SOCKET_ERROR,
-                    id,
-                    0,
-                    std::ptr::null_mut(),
-                    sys::strerror(e).as_bytes(),
-                );
+                self.report_errno(owner, id, e);
                 After::Keep
             }
         }
@@ -536,14 +527,7 @@ impl Looper {
                 Io::Err(libc::ECONNREFUSED) => continue,
                 Io::Err(e) => {
                     self.force_close(id);
-                    self.report(
-                        owner,
-                        SOCKET_ERROR,
-                        id,
-                        0,
-                        std::ptr::null_mut(),
-                        sys::strerror(e).as_bytes(),
-                    );
+                    self.report_errno(owner, id, e);
                     return After::Keep;
                 }
             }
@@ -636,14 +620,7 @@ impl Looper {
                             st.state = State::NoWrite;
                             st.wb_nonempty = false;
                         });
-                        self.report(
-                            owner,
-                            SOCKET_ERROR,
-                            id,
-                            0,
-                            std::ptr::null_mut(),
-                            sys::strerror(e).as_bytes(),
-                        );
+                        self.report_errno(owner, id, e);
                     }
                     return;
                 }
@@ -872,14 +849,7 @@ impl Looper {
             return;
         }
         self.srv.release_reserved(id);
-        self.report(
-            owner,
-            SOCKET_ERROR,
-            id,
-            0,
-            std::ptr::null_mut(),
-            sys::strerror(last).as_bytes(),
-        );
+        self.report_errno(owner, id, last);
     }
 
     fn start(&mut self, id: i32, owner: u32) {
