@@ -56,7 +56,9 @@ impl WorkerMonitor {
     fn trigger(&self, source: u32, destination: u32) {
         self.source.store(source, Ordering::Relaxed);
         self.destination.store(destination, Ordering::Relaxed);
-        self.version.fetch_add(1, Ordering::Release);
+        // Single writer (this worker): a plain store, no locked read-modify-write.
+        let v = self.version.load(Ordering::Relaxed);
+        self.version.store(v.wrapping_add(1), Ordering::Release);
     }
 }
 
