@@ -51,6 +51,9 @@ pub fn run(path: &str) -> Result<(), String> {
     let logger_param = env::get("logger");
     let pidfile = env::get("daemon");
 
+    if let Some(p) = &pidfile {
+        let _ = PIDFILE.set(p.clone());
+    }
     let _pid_lock = match &pidfile {
         Some(p) => Some(daemon::daemonize(p)?),
         None => None,
@@ -155,8 +158,15 @@ fn finish(_rt: &runtime::Runtime, pidfile: Option<&str>) {
 }
 
 /// The timer thread: ticks, SIGHUP/SIGTERM handling, the workers' wake-up fallback.
+/// How long an orderly shutdown (SIGTERM/SIGINT) may take before the process exits
+/// anyway: a service stuck in an endless loop never gives its worker back.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The pid file to remove if the shutdown grace period runs out.
+static PIDFILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn timer_main(rt: &'static runtime::Runtime) {
-    let mut aborting = false;
+    let mut aborting: Option<std::time::Instant> = None;
     while !rt.scheduler.is_quitting() {
         rt.timer.update(|ev| rt.fire_timer(ev));
         if rt.sighup.swap(false, Ordering::Relaxed) {
@@ -172,9 +182,21 @@ fn timer_main(rt: &'static runtime::Runtime) {
                 let _ = rt.push(logger, msg);
             }
         }
-        if rt.sigterm.load(Ordering::Relaxed) && !aborting {
-            aborting = true;
-            rt.abort();
+        if rt.sigterm.load(Ordering::Relaxed) {
+            match aborting {
+                None => {
+                    aborting = Some(std::time::Instant::now());
+                    rt.abort();
+                }
+                Some(t) if t.elapsed() > SHUTDOWN_GRACE => {
+                    eprintln!("skynet: services did not stop within {SHUTDOWN_GRACE:?}; exiting");
+                    if let Some(p) = PIDFILE.get() {
+                        daemon::remove(p);
+                    }
+                    std::process::exit(1);
+                }
+                Some(_) => {}
+            }
         }
         rt.scheduler.wake_if_pending();
         std::thread::sleep(Duration::from_micros(2500));

@@ -678,3 +678,25 @@ c.callback(function() end)
         sk.log()
     );
 }
+
+#[test]
+fn sigterm_exits_even_when_a_service_never_yields() {
+    let (_d, mut sk) = start(
+        "stuckterm",
+        &[("looper", "log('LOOPING')\nc.command('TIMEOUT', '1')\nc.callback(function() while true do end end)\n")],
+        "",
+    );
+    sk.wait_for("LOOPING", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .arg(sk.pid().to_string())
+        .status()
+        .unwrap();
+    let code = sk.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        code,
+        Some(1),
+        "a stuck service must not keep the process alive:\n{}",
+        sk.log()
+    );
+}
