@@ -42,8 +42,10 @@ const WEIGHTS: [i32; 32] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
 ];
 
-/// What the monitor thread watches on each worker.
+/// What the monitor thread watches on each worker (on its own cache line: the worker
+/// writes it twice per message).
 #[derive(Default)]
+#[repr(align(128))]
 pub struct WorkerMonitor {
     version: AtomicU32,
     check_version: AtomicU32,
@@ -62,12 +64,38 @@ impl WorkerMonitor {
     }
 }
 
+/// One worker's next slot, alone on its cache line: the owner fills and empties it on
+/// nearly every message; other workers only peek at `occupied` when idle.
+#[derive(Default)]
+#[repr(align(128))]
+struct Slot {
+    occupied: AtomicBool,
+    ctx: Mutex<Option<Arc<Context>>>,
+}
+
+impl Slot {
+    /// Put `ctx` in; returns the evicted occupant.
+    fn put(&self, ctx: Arc<Context>) -> Option<Arc<Context>> {
+        let mut g = self.ctx.lock();
+        self.occupied.store(true, Ordering::Relaxed);
+        g.replace(ctx)
+    }
+
+    fn take(&self) -> Option<Arc<Context>> {
+        if !self.occupied.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut g = self.ctx.lock();
+        self.occupied.store(false, Ordering::Relaxed);
+        g.take()
+    }
+}
+
 pub struct Scheduler {
     global: Mutex<VecDeque<Arc<Context>>>,
     queued: AtomicUsize,
-    /// Per-worker next slots (stealable), and how many are occupied.
-    slots: Vec<Mutex<Option<Arc<Context>>>>,
-    slotted: AtomicUsize,
+    /// Per-worker next slots (stealable).
+    slots: Vec<Slot>,
     sleepers: AtomicUsize,
     sleep_lock: Mutex<()>,
     wake: Condvar,
@@ -80,8 +108,7 @@ impl Scheduler {
         Scheduler {
             global: Mutex::new(VecDeque::with_capacity(64)),
             queued: AtomicUsize::new(0),
-            slots: (0..workers).map(|_| Mutex::new(None)).collect(),
-            slotted: AtomicUsize::new(0),
+            slots: (0..workers).map(|_| Slot::default()).collect(),
             sleepers: AtomicUsize::new(0),
             sleep_lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -94,14 +121,10 @@ impl Scheduler {
     /// queue (waking a sleeper) when called off the workers or when evicted.
     pub fn schedule(&self, ctx: Arc<Context>) {
         let evicted = match WORKER.with(|w| w.get()) {
-            Some(i) => {
-                let old = self.slots[i].lock().replace(ctx);
-                if old.is_none() {
-                    self.slotted.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                old
-            }
+            Some(i) => match self.slots[i].put(ctx) {
+                None => return,
+                old => old,
+            },
             None => Some(ctx),
         };
         if let Some(ctx) = evicted {
@@ -131,14 +154,7 @@ impl Scheduler {
     }
 
     fn take_slot(&self, i: usize) -> Option<Arc<Context>> {
-        if self.slotted.load(Ordering::Relaxed) == 0 {
-            return None;
-        }
-        let ctx = self.slots[i].lock().take();
-        if ctx.is_some() {
-            self.slotted.fetch_sub(1, Ordering::Relaxed);
-        }
-        ctx
+        self.slots[i].take()
     }
 
     /// The next service for worker `i`: its slot (within budget), the global queue,
@@ -172,8 +188,12 @@ impl Scheduler {
 
     /// Timer fallback: wake a sleeper if work is waiting.
     pub fn wake_if_pending(&self) {
-        let waiting = self.queued.load(Ordering::SeqCst) + self.slotted.load(Ordering::Relaxed);
-        if self.sleepers.load(Ordering::SeqCst) > 0 && waiting > 0 {
+        let waiting = self.queued.load(Ordering::SeqCst) > 0
+            || self
+                .slots
+                .iter()
+                .any(|s| s.occupied.load(Ordering::Relaxed));
+        if self.sleepers.load(Ordering::SeqCst) > 0 && waiting {
             self.wake_one();
         }
     }
