@@ -15,6 +15,7 @@
 //! `call failed` instead of hanging. The bookkeeping is a small hash set touched once
 //! per request and once per reply, on the service's own worker.
 
+use crate::cache_line::CacheLine;
 use crate::message::{ptype, Message};
 use crate::mq::MessageQueue;
 use crate::services::NativeService;
@@ -48,7 +49,8 @@ fn request_key(source: u32, session: i32) -> u64 {
 
 pub struct Context {
     handle: u32,
-    pub queue: MessageQueue,
+    /// Written by every sender: kept off the line of the fields its holder touches.
+    pub queue: CacheLine<MessageQueue>,
     service: UnsafeCell<Option<Box<dyn NativeService>>>,
     pending: UnsafeCell<PendingSet>,
     session: AtomicI32,
@@ -80,7 +82,7 @@ impl Context {
     pub fn new(handle: u32) -> Context {
         Context {
             handle,
-            queue: MessageQueue::new(),
+            queue: CacheLine(MessageQueue::new()),
             service: UnsafeCell::new(None),
             pending: UnsafeCell::new(PendingSet::default()),
             session: AtomicI32::new(0),

@@ -26,18 +26,19 @@ struct Inner<T> {
 
 pub struct HandleTable<T> {
     harbor: u32,
-    inner: RwLock<Inner<T>>,
+    /// Read-locked by every send: alone on its line.
+    inner: crate::cache_line::CacheLine<RwLock<Inner<T>>>,
 }
 
 impl<T: Handled> HandleTable<T> {
     pub fn new(harbor: u32) -> Self {
         HandleTable {
             harbor: (harbor & 0xff) << HANDLE_REMOTE_SHIFT,
-            inner: RwLock::new(Inner {
+            inner: crate::cache_line::CacheLine(RwLock::new(Inner {
                 slots: (0..4).map(|_| None).collect(),
                 index: 1,
                 names: Vec::new(),
-            }),
+            })),
         }
     }
 

@@ -18,6 +18,7 @@
 //! | [`lua`] | the Lua host and native Lua modules |
 //! | [`services`] | native services: logger, snlua, harbor, gate |
 
+pub mod cache_line;
 pub mod command;
 pub mod config;
 pub mod context;

@@ -20,6 +20,7 @@
 //! flooded receiver (4 senders -> 1) went from ~1.0M to ~1.3M msgs/s, while call/reply
 //! traffic (queues of one message) is unaffected.
 
+use crate::cache_line::CacheLine;
 use crate::context::Context;
 use crate::runtime::Runtime;
 use parking_lot::{Condvar, Mutex};
@@ -92,27 +93,28 @@ impl Slot {
 }
 
 pub struct Scheduler {
-    global: Mutex<VecDeque<Arc<Context>>>,
-    queued: AtomicUsize,
+    global: CacheLine<Mutex<VecDeque<Arc<Context>>>>,
+    queued: CacheLine<AtomicUsize>,
     /// Per-worker next slots (stealable).
     slots: Vec<Slot>,
-    sleepers: AtomicUsize,
+    sleepers: CacheLine<AtomicUsize>,
     sleep_lock: Mutex<()>,
     wake: Condvar,
-    quit: AtomicBool,
+    /// Read by every worker on every turn: alone on its line.
+    quit: CacheLine<AtomicBool>,
     pub monitors: Vec<WorkerMonitor>,
 }
 
 impl Scheduler {
     pub fn new(workers: usize) -> Scheduler {
         Scheduler {
-            global: Mutex::new(VecDeque::with_capacity(64)),
-            queued: AtomicUsize::new(0),
+            global: CacheLine(Mutex::new(VecDeque::with_capacity(64))),
+            queued: CacheLine(AtomicUsize::new(0)),
             slots: (0..workers).map(|_| Slot::default()).collect(),
-            sleepers: AtomicUsize::new(0),
+            sleepers: CacheLine(AtomicUsize::new(0)),
             sleep_lock: Mutex::new(()),
             wake: Condvar::new(),
-            quit: AtomicBool::new(false),
+            quit: CacheLine(AtomicBool::new(false)),
             monitors: (0..workers).map(|_| WorkerMonitor::default()).collect(),
         }
     }
