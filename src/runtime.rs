@@ -37,6 +37,14 @@ pub struct Runtime {
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
+/// Entries of the per-thread destination cache (a power of two).
+const DEST_CACHE: usize = 32;
+
+thread_local! {
+    static DEST_CACHE_SLOTS: std::cell::RefCell<[Option<Arc<Context>>; DEST_CACHE]> =
+        const { std::cell::RefCell::new([const { None }; DEST_CACHE]) };
+}
+
 /// Session of the marker that closes the logger at the end of an abort (never a
 /// real session: those are positive).
 const LOGGER_CLOSE_SESSION: i32 = -0x4c4f47;
@@ -138,8 +146,26 @@ impl Runtime {
 
     /// Push a message into `dest`'s queue; hands it back when `dest` is gone.
     pub fn push(&self, dest: u32, msg: Message) -> Result<(), Message> {
+        // A per-thread cache of recent destinations spares the handle table's shared
+        // lock word and the service's reference count (cache-line bounces between
+        // workers on every send). A cached entry is used only while its service is not
+        // retired; handles are not reused until the 24-bit counter wraps, so a live
+        // entry is always the right service. A push that races with a retire lands in
+        // a queue that the retiring drain answers (or refuses once closed).
+        let slot = (dest as usize) & (DEST_CACHE - 1);
+        let msg = match DEST_CACHE_SLOTS.with(|c| match &c.borrow()[slot] {
+            Some(ctx) if ctx.handle() == dest && !ctx.is_retired() => Ok(self.push_to(ctx, msg)),
+            _ => Err(msg),
+        }) {
+            Ok(result) => return result,
+            Err(msg) => msg,
+        };
         match self.handles.grab(dest) {
-            Some(ctx) => self.push_to(&ctx, msg),
+            Some(ctx) => {
+                let result = self.push_to(&ctx, msg);
+                DEST_CACHE_SLOTS.with(|c| c.borrow_mut()[slot] = Some(ctx));
+                result
+            }
             None => Err(msg),
         }
     }
