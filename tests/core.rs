@@ -700,3 +700,50 @@ fn sigterm_exits_even_when_a_service_never_yields() {
         sk.log()
     );
 }
+
+#[test]
+fn snapshot_module_maps_live_objects_to_their_first_reference() {
+    // Upstream's debug protocol (SNAPSHOT) requires the native `snapshot` module and
+    // parses its descriptions: "<kind>\n0x<parent> : <key>\n".
+    let (_d, mut sk) = start(
+        "snapshot",
+        &[(
+            "snap",
+            r#"
+local snapshot = require "snapshot"
+leak_holder = { inner = { deep = true } }
+local function marker_fn() return leak_holder end
+held_fn = marker_fn
+local co = coroutine.create(function(x) coroutine.yield(x) end)
+coroutine.resume(co, { on_stack = 1 })
+held_co = co
+local snap = snapshot()
+local function find(obj)
+    local want = string.format("%p", obj)
+    for k, v in pairs(snap) do
+        if string.format("%p", k) == want then return v end
+    end
+end
+local function addr(obj) return string.format("%p", obj):gsub("^0x", "") end
+local holder, inner = find(leak_holder), find(leak_holder.inner)
+log("SNAP holder", holder and holder:match("^table\n0x%x+ : leak_holder\n$") ~= nil)
+log("SNAP inner", inner and inner:find("^table\n0x" .. addr(leak_holder) .. " : inner\n") ~= nil)
+local fn = find(marker_fn)
+log("SNAP func", fn and fn:match("^func: .*snap.lua:%d+\n") ~= nil)
+local th = find(co)
+log("SNAP thread", th and th:match("^thread:") ~= nil)
+local count = 0
+for k, v in pairs(snap) do
+    assert(type(k) == "userdata" and type(v) == "string")
+    count = count + 1
+end
+log("SNAP count", count > 50)
+"#,
+        )],
+        "",
+    );
+    for what in ["holder", "inner", "func", "thread", "count"] {
+        let line = sk.wait_for(&format!("SNAP {what}"), Duration::from_secs(10));
+        assert!(line.ends_with("true"), "{line}\n{}", sk.log());
+    }
+}

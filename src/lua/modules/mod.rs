@@ -8,6 +8,7 @@ pub mod memory;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
+pub mod snapshot;
 pub mod socketdriver;
 pub mod sproto;
 
@@ -24,4 +25,5 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     ),
     (c"socketdriver", socketdriver::luaopen_skynet_socketdriver),
     (c"sproto.core", sproto::luaopen_sproto_core),
+    (c"snapshot", snapshot::luaopen_snapshot),
 ];
