@@ -21,6 +21,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // No transparent huge pages: every service state is a few dozen KB spread over the
+    // allocator's arenas, and faulting those in as 2 MB pages spent ~40% of service
+    // start-up zeroing memory (spawn 3.4k -> 4.7k services/s without them).
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     let cli = Cli::parse();
     let Some(config) = cli.config else {
         eprintln!("Need a config file. Please read skynet wiki : https://github.com/cloudwu/skynet/wiki/Config");
