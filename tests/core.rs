@@ -747,3 +747,19 @@ log("SNAP count", count > 50)
         assert!(line.ends_with("true"), "{line}\n{}", sk.log());
     }
 }
+
+#[test]
+fn services_run_with_generational_gc() {
+    let (_d, mut sk) = start(
+        "gcmode",
+        &[(
+            "gc",
+            "c.command('TIMEOUT', '0')\nc.callback(function() log('GC MODE', collectgarbage('generational'), collectgarbage('isrunning')) end)\n",
+        )],
+        "",
+    );
+    // collectgarbage(mode) returns the previous mode; the GC, stopped while the
+    // loader runs, is running once the service handles messages.
+    let line = sk.wait_for("GC MODE", Duration::from_secs(10));
+    assert!(line.ends_with("GC MODE generational true"), "{line}");
+}

@@ -160,7 +160,6 @@ impl Snlua {
                 ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, c"memlimit".as_ptr());
             }
             ffi::lua_settop(L, 0);
-            ffi::lua_gc(L, ffi::LUA_GCGEN, 0, 0);
             ffi::lua_gc(L, ffi::LUA_GCRESTART, 0);
             // The message handler stays at index 1 of the main thread for every call.
             ffi::lua_pushcfunction(L, traceback);
