@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(5);
+/// Upper bound for anything expected promptly; generous because CI machines are busy.
+const T: Duration = Duration::from_secs(10);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -320,8 +321,17 @@ fn first_time_user_fixtures_and_linger() {
     let raise = s.wait("raise error = ", T);
     assert!(raise.starts_with("[:00000012] raise error = "), "{raise}");
 
-    // debug console views (sample.md §11)
-    let out = s.console("info d");
+    // debug console views (sample.md §11). The agent's next read request ("R") reaches
+    // the package service asynchronously after the ping reply, so poll briefly until
+    // the state settles instead of racing it.
+    let mut out = s.console("info d");
+    for _ in 0..50 {
+        if out.contains("req=1 resp=0 uncomplete=-1/4") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        out = s.console("info d");
+    }
     assert!(
         out.contains("addr::00000010") && out.contains("req=1 resp=0 uncomplete=-1/4"),
         "{out}"
