@@ -101,7 +101,7 @@ end)
     let line = sk.wait_for("TIMERS", Duration::from_secs(10));
     assert!(line.contains("TIMERS t0 t5 t10"), "{line}");
     let elapsed: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((9..=40).contains(&elapsed), "10 ticks took {elapsed}");
+    assert!((9..=100).contains(&elapsed), "10 ticks took {elapsed}");
 }
 
 #[test]
