@@ -37,12 +37,13 @@ function new_socket(fd, addr)
 end
 
 function hub.open(ip, port)
-	log("Listen %s:%d", ip, port)
 	assert(data.fd == nil, "Already open")
 	data.fd = socket.listen(ip, port)
 	data.ip = ip
 	data.port = port
 	socket.start(data.fd, new_socket)
+	-- Logged once clients can connect, so the line can be waited for.
+	log("Listen %s:%d", ip, port)
 end
 
 function hub.close()

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{config_text, Skynet, TempDir};
+use common::{config_text, free_port, Skynet, TempDir};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -124,19 +124,8 @@ fn frame(body: &[u8], header: usize) -> Vec<u8> {
     v
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn connect(port: u16) -> TcpStream {
-    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(TIMEOUT)).unwrap();
-    c.set_nodelay(true).unwrap();
-    c
+    common::connect(port, TIMEOUT)
 }
 
 /// Write in random 1..=64-byte pieces, pausing now and then so the server sees

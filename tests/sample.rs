@@ -8,25 +8,17 @@
 
 mod common;
 
-use common::{repo_root, Skynet, TempDir};
+use common::{free_port, repo_root, Skynet, TempDir};
 use sproto::rpc::{Host, Incoming};
 use sproto::{ProtoKey, Sproto, Value};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Upper bound for anything expected promptly; generous because CI machines are busy.
 const T: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
@@ -132,7 +124,21 @@ struct Client {
 
 impl Client {
     fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // The hub logs "Listen" just before it listens (as upstream's sample does), so
+        // the first connect may come a moment early: retry refusals briefly.
+        let deadline = Instant::now() + T;
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("connect to the sample on {port}: {e}"),
+            }
+        };
         stream.set_nodelay(true).unwrap();
         let s2c = Arc::new(Sproto::parse(&proto_text("proto.s2c.sproto")).unwrap());
         let c2s = Arc::new(Sproto::parse(&proto_text("proto.c2s.sproto")).unwrap());

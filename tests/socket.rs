@@ -3,39 +3,19 @@
 
 mod common;
 
-use common::{config_text, Skynet, TempDir};
+use common::{free_port, read_n, Skynet, TempDir};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Boot skynet with `main.lua` = `main` plus extra service files; returns the port the
-/// main service logs as `PORT <n>`.
 fn boot(main: &str, extra: &[(&str, &str)]) -> (TempDir, Skynet, u16) {
-    let dir = TempDir::new("sock");
-    dir.write("main.lua", main);
-    for (name, src) in extra {
-        dir.write(name, src);
-    }
-    let conf = dir.write("config", &config_text(dir.path(), "main", ""));
-    let mut sk = Skynet::start(&conf, dir.path());
-    let line = sk.wait_for("PORT ", TIMEOUT);
-    let port = line.rsplit("PORT ").next().unwrap().trim().parse().unwrap();
-    (dir, sk, port)
+    common::boot_with_port("sock", main, extra, TIMEOUT)
 }
 
 fn connect(port: u16) -> TcpStream {
-    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(TIMEOUT)).unwrap();
-    c.set_nodelay(true).unwrap();
-    c
-}
-
-fn read_n(c: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut b = vec![0u8; n];
-    c.read_exact(&mut b).unwrap();
-    b
+    common::connect(port, TIMEOUT)
 }
 
 const ECHO: &str = r#"
@@ -307,14 +287,6 @@ skynet.start(function() end)
     drop(a);
     drop(b);
     sk.wait_for("WATCHDOG close", TIMEOUT);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -5,36 +5,19 @@
 
 mod common;
 
-use common::{config_text, Skynet, TempDir};
+use common::{read_n, Skynet, TempDir};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Boot skynet with `main.lua` = `main`; returns the port the service logs as `PORT <n>`.
 fn boot(main: &str) -> (TempDir, Skynet, u16) {
-    let dir = TempDir::new("sockedge");
-    dir.write("main.lua", main);
-    let conf = dir.write("config", &config_text(dir.path(), "main", ""));
-    let mut sk = Skynet::start(&conf, dir.path());
-    let line = sk.wait_for("PORT ", TIMEOUT);
-    let port = line.rsplit("PORT ").next().unwrap().trim().parse().unwrap();
-    (dir, sk, port)
+    common::boot_with_port("sockedge", main, &[], TIMEOUT)
 }
 
 fn connect(port: u16) -> TcpStream {
-    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(TIMEOUT)).unwrap();
-    c.set_write_timeout(Some(TIMEOUT)).unwrap();
-    c.set_nodelay(true).unwrap();
-    c
-}
-
-fn read_n(c: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut b = vec![0u8; n];
-    c.read_exact(&mut b).unwrap();
-    b
+    common::connect(port, TIMEOUT)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so reordering or loss shows up.

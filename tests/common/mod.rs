@@ -229,3 +229,49 @@ pub fn run_service(name: &str, source: &str, done_marker: &str, timeout: Duratio
     sk.stop();
     log
 }
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback TCP client with read/write timeouts and TCP_NODELAY.
+pub fn connect(port: u16, timeout: Duration) -> std::net::TcpStream {
+    let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(timeout)).unwrap();
+    c.set_write_timeout(Some(timeout)).unwrap();
+    c.set_nodelay(true).unwrap();
+    c
+}
+
+/// Read exactly `n` bytes (panics on timeout or EOF).
+pub fn read_n(c: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    c.read_exact(&mut b).unwrap();
+    b
+}
+
+/// Boot skynet with `main.lua` = `main` (plus `extra` files) in a temp dir and return
+/// the port the service logs as `PORT <n>`.
+pub fn boot_with_port(
+    tag: &str,
+    main: &str,
+    extra: &[(&str, &str)],
+    timeout: Duration,
+) -> (TempDir, Skynet, u16) {
+    let dir = TempDir::new(tag);
+    dir.write("main.lua", main);
+    for (name, text) in extra {
+        dir.write(name, text);
+    }
+    let conf = dir.write("config", &config_text(dir.path(), "main", ""));
+    let mut sk = Skynet::start(&conf, dir.path());
+    let line = sk.wait_for("PORT ", timeout);
+    let port = line.rsplit("PORT ").next().unwrap().trim().parse().unwrap();
+    (dir, sk, port)
+}
