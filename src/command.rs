@@ -7,7 +7,6 @@ use crate::message::{ptype, Message};
 use crate::runtime::{parse_hex_address, Runtime};
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// Run `cmd` for service `ctx`; `None` is upstream's NULL result.
 pub fn run(rt: &Runtime, ctx: &Context, cmd: &str, param: Option<&str>) -> Option<String> {
@@ -149,16 +148,12 @@ fn to_handle(rt: &Runtime, ctx: &Context, s: &str) -> Option<u32> {
 }
 
 /// Deliver `SIGNAL n` to a service's module (from any thread).
-pub fn signal(_rt: &Runtime, handle: u32, sig: i32) {
-    if let Some(target) = rt_grab(handle) {
+pub fn signal(rt: &Runtime, handle: u32, sig: i32) {
+    if let Some(target) = rt.handles.grab(handle) {
         if let Some(handler) = target.signal_handler.get() {
             handler(sig);
         }
     }
-}
-
-fn rt_grab(handle: u32) -> Option<Arc<Context>> {
-    crate::runtime::get().handles.grab(handle)
 }
 
 /// `[socket] <type> <id> <ud> ` then `[inline]` or the hex of the data block.

@@ -1,9 +1,7 @@
 //! `skynet CONFIG`: the drop-in entry point (same as upstream's `skynet config`).
 
 use clap::Parser;
-use skynet::runtime;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +36,6 @@ fn main() -> ExitCode {
             if !msg.is_empty() {
                 eprintln!("{msg}");
             }
-            let _ = runtime::try_get().map(|rt| rt.sigterm.load(Ordering::Relaxed));
             ExitCode::from(1)
         }
     }

@@ -83,7 +83,7 @@ pub fn run(path: &str) -> Result<(), String> {
             rt.set_logger(h);
         }
         None => {
-            finish(rt, pidfile.as_deref());
+            finish(pidfile.as_deref());
             return Err(format!(
                 "Can't launch {logservice} service (config keys logservice = {logservice:?}, logger = {:?})",
                 logger_param.as_deref().unwrap_or("")
@@ -132,7 +132,7 @@ pub fn run(path: &str) -> Result<(), String> {
     for t in threads_handles {
         let _ = t.join();
     }
-    finish(rt, pidfile.as_deref());
+    finish(pidfile.as_deref());
     Ok(())
 }
 
@@ -151,13 +151,12 @@ fn free_socket_message(data: *mut u8, size: usize) {
     }
 }
 
-fn finish(_rt: &runtime::Runtime, pidfile: Option<&str>) {
+fn finish(pidfile: Option<&str>) {
     if let Some(p) = pidfile {
         daemon::remove(p);
     }
 }
 
-/// The timer thread: ticks, SIGHUP/SIGTERM handling, the workers' wake-up fallback.
 /// How long an orderly shutdown (SIGTERM/SIGINT) may take before the process exits
 /// anyway: a service stuck in an endless loop never gives its worker back.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -165,6 +164,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The pid file to remove if the shutdown grace period runs out.
 static PIDFILE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
+/// The timer thread: ticks, SIGHUP/SIGTERM handling, the workers' wake-up fallback.
 fn timer_main(rt: &'static runtime::Runtime) {
     let mut aborting: Option<std::time::Instant> = None;
     while !rt.scheduler.is_quitting() {

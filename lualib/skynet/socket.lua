@@ -260,6 +260,25 @@ function socket.listen(host, port, backlog)
 	return id, s.addr, s.port
 end
 
+-- Take from the buffer with `take(buffer, pool, arg)`; if that finds nothing and the
+-- socket is open, wait until `want` is satisfied and take once more. On failure: false
+-- and whatever is buffered.
+local function take_or_wait(s, want, take, arg)
+	local r = take(s.buffer, pool, arg)
+	if r then
+		return r
+	end
+	if s.connected then
+		s.want = want
+		suspend(s)
+		r = take(s.buffer, pool, arg)
+		if r then
+			return r
+		end
+	end
+	return false, driver.readall(s.buffer, pool)
+end
+
 function socket.read(id, sz)
 	local s = records[id]
 	assert(s, "socket: read from an unknown socket")
@@ -279,20 +298,7 @@ function socket.read(id, sz)
 		end
 		return false, r
 	end
-	local r = driver.pop(s.buffer, pool, sz)
-	if r then
-		return r
-	end
-	if not s.connected then
-		return false, driver.readall(s.buffer, pool)
-	end
-	s.want = sz
-	suspend(s)
-	r = driver.pop(s.buffer, pool, sz)
-	if r then
-		return r
-	end
-	return false, driver.readall(s.buffer, pool)
+	return take_or_wait(s, sz, driver.pop, sz)
 end
 
 function socket.readall(id)
@@ -312,20 +318,7 @@ function socket.readline(id, sep)
 	sep = sep or "\n"
 	local s = records[id]
 	assert(s, "socket: read from an unknown socket")
-	local r = driver.readline(s.buffer, pool, sep)
-	if r then
-		return r
-	end
-	if not s.connected then
-		return false, driver.readall(s.buffer, pool)
-	end
-	s.want = sep
-	suspend(s)
-	r = driver.readline(s.buffer, pool, sep)
-	if r then
-		return r
-	end
-	return false, driver.readall(s.buffer, pool)
+	return take_or_wait(s, sep, driver.readline, sep)
 end
 
 function socket.block(id)

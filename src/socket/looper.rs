@@ -197,16 +197,21 @@ impl Looper {
         (self.sink)(owner, p, sz);
     }
 
-    /// An ERROR event carrying `strerror(errno)`.
-    fn report_errno(&self, owner: u32, id: i32, errno: i32) {
+    /// An ERROR event carrying `text`.
+    fn report_error(&self, owner: u32, id: i32, text: &str) {
         self.report(
             owner,
             SOCKET_ERROR,
             id,
             0,
             std::ptr::null_mut(),
-            sys::strerror(errno).as_bytes(),
+            text.as_bytes(),
         );
+    }
+
+    /// An ERROR event carrying `strerror(errno)`.
+    fn report_errno(&self, owner: u32, id: i32, errno: i32) {
+        self.report_error(owner, id, &sys::strerror(errno));
     }
 
     fn set_state(&self, id: i32, f: impl FnOnce(&mut SlotState)) {
@@ -306,14 +311,7 @@ impl Looper {
         if let Some(text) = err {
             let owner = s.owner;
             self.force_close(id);
-            self.report(
-                owner,
-                SOCKET_ERROR,
-                id,
-                0,
-                std::ptr::null_mut(),
-                text.as_bytes(),
-            );
+            self.report_error(owner, id, &text);
             return;
         }
         let peer = socket2::SockRef::from(s.own.as_ref().unwrap())
@@ -378,14 +376,7 @@ impl Looper {
                     {
                         self.srv.release_reserved(nid);
                         drop(own);
-                        self.report(
-                            owner,
-                            SOCKET_ERROR,
-                            id,
-                            0,
-                            std::ptr::null_mut(),
-                            sys::error_text(&e).as_bytes(),
-                        );
+                        self.report_error(owner, id, &sys::error_text(&e));
                         continue;
                     }
                     self.insert(Sock::new(nid, owner, Kind::Tcp, fd, Some(own)));
@@ -696,14 +687,7 @@ impl Looper {
                 let raw = fd.as_raw_fd();
                 if let Err(e) = self.register(raw, id, Interest::READABLE) {
                     self.srv.release_reserved(id);
-                    self.report(
-                        owner,
-                        SOCKET_ERROR,
-                        id,
-                        0,
-                        std::ptr::null_mut(),
-                        sys::error_text(&e).as_bytes(),
-                    );
+                    self.report_error(owner, id, &sys::error_text(&e));
                     return;
                 }
                 let local = socket2::SockRef::from(&fd)
@@ -734,14 +718,7 @@ impl Looper {
                 let raw = fd.as_raw_fd();
                 if let Err(e) = self.register(raw, id, Interest::READABLE | Interest::WRITABLE) {
                     self.srv.release_reserved(id);
-                    self.report(
-                        owner,
-                        SOCKET_ERROR,
-                        id,
-                        0,
-                        std::ptr::null_mut(),
-                        sys::error_text(&e).as_bytes(),
-                    );
+                    self.report_error(owner, id, &sys::error_text(&e));
                     return;
                 }
                 let mut s = Sock::new(id, owner, Kind::Udp, raw, Some(fd));
@@ -756,14 +733,7 @@ impl Looper {
                 // needs the edge to resume.
                 if let Err(e) = self.register(fd, id, Interest::READABLE | Interest::WRITABLE) {
                     self.srv.release_reserved(id);
-                    self.report(
-                        owner,
-                        SOCKET_ERROR,
-                        id,
-                        0,
-                        std::ptr::null_mut(),
-                        sys::error_text(&e).as_bytes(),
-                    );
+                    self.report_error(owner, id, &sys::error_text(&e));
                     return;
                 }
                 let mut s = Sock::new(id, owner, Kind::Bind, fd, None);
@@ -796,14 +766,7 @@ impl Looper {
             Ok(a) => a,
             Err(text) => {
                 self.srv.release_reserved(id);
-                self.report(
-                    owner,
-                    SOCKET_ERROR,
-                    id,
-                    0,
-                    std::ptr::null_mut(),
-                    text.as_bytes(),
-                );
+                self.report_error(owner, id, &text);
                 return;
             }
         };

@@ -128,8 +128,7 @@ unsafe extern "C-unwind" fn l_callback(L: *mut lua_State) -> c_int {
     ffi::luaL_checktype(L, 1, ffi::LUA_TFUNCTION);
     let forward = ffi::lua_toboolean(L, 2) != 0;
     let me = svc(L);
-    let main = me.L;
-    // Store on the main state's registry (shared by all threads of the state).
+    // The registry is shared by all threads of the state.
     ffi::lua_pushvalue(L, 1);
     if me.callback_ref == ffi::LUA_NOREF {
         me.callback_ref = ffi::luaL_ref(L, ffi::LUA_REGISTRYINDEX);
@@ -140,7 +139,6 @@ unsafe extern "C-unwind" fn l_callback(L: *mut lua_State) -> c_int {
             me.callback_ref as ffi::lua_Integer,
         );
     }
-    let _ = main;
     me.forward = forward;
     0
 }
