@@ -74,6 +74,11 @@ function client.dispatch(c)
 	end
 end
 
+-- True when `err` (raised by dispatch) means the connection is gone.
+function client.disconnected(err)
+	return type(err) == "string" and err:sub(-#proxy.DISCONNECT) == proxy.DISCONNECT
+end
+
 function client.push(c, name, data)
 	proxy.write(c.fd, sender(name, data))
 end

@@ -120,6 +120,11 @@ skynet.genid = c.genid
 ----------------------------------------------------------------------------------------
 -- coroutine pool
 
+-- Finished coroutines wait here for reuse, at most POOL_MAX of them: a burst of
+-- thousands of concurrent requests (one per connection, say) must not pin that many
+-- coroutine stacks for the life of the service. Past the cap a finished coroutine
+-- simply ends and is collected.
+local POOL_MAX = 128
 local pool, npool = {}, 0
 
 local function new_thread()
@@ -138,6 +143,9 @@ local function new_thread()
 			extdbg.trace_end(co)
 		end
 		f = nil
+		if npool >= POOL_MAX then
+			return
+		end
 		npool = npool + 1
 		pool[npool] = co
 		return body(co_yield "SUSPEND")
@@ -233,7 +241,8 @@ end
 
 function suspend(co, ok, cmd)
 	if ok then
-		if cmd == "SUSPEND" then
+		-- nil: the coroutine ended (the pool was full)
+		if cmd == "SUSPEND" or cmd == nil then
 			if wake_h <= wake_t or err_h <= err_t then
 				return dispatch_wakeup()
 			end
@@ -241,8 +250,6 @@ function suspend(co, ok, cmd)
 		elseif cmd == "QUIT" then
 			-- skynet.exit(): the service is gone
 			co_close(co)
-			return
-		elseif cmd == nil then
 			return
 		elseif cmd == "USER" then
 			report("Call skynet.coroutine.yield out of skynet.coroutine.resume\n" .. traceback(co))

@@ -26,7 +26,7 @@ skynet.register_protocol {
 	pack = function(buf, sz) return buf, sz end,
 }
 
-local proxy = {}
+local proxy = { DISCONNECT = "disconnect" }
 local map = {}
 
 local function get_addr(fd)
@@ -48,7 +48,7 @@ function proxy.read(fd)
 		return msg, sz
 	end
 	map[fd] = nil
-	error "disconnect"
+	error(proxy.DISCONNECT)
 end
 
 function proxy.write(fd, msg, sz)

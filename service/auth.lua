@@ -35,9 +35,18 @@ function cli:ping()
 	log "ping"
 end
 
+-- Returns the user id, or nil and why the handshake ended without one. A client
+-- that goes away is ordinary traffic, not an error: the hub logs one line for it.
 function auth.shakehand(fd)
-	local c = client.dispatch { fd = fd }
-	return c.userid
+	local ok, c = pcall(client.dispatch, { fd = fd })
+	if ok then
+		return c.userid
+	end
+	if client.disconnected(c) then
+		return nil, "disconnect"
+	end
+	log("shakehand fd=%d: %s", fd, tostring(c))
+	return nil, tostring(c)
 end
 
 service.init {

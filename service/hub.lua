@@ -13,24 +13,41 @@ local function auth_socket(fd)
 	return skynet.call(service.auth, "lua", "shakehand", fd)
 end
 
+-- One log line per connection that ends before login; the package already closed
+-- or closes the socket (K flushes what auth wrote).
+local function auth_failed(fd, addr, why)
+	log("Auth faild %s fd=%d (%s)", addr, fd, tostring(why))
+end
+
 local function assign_agent(fd, userid)
 	skynet.call(service.manager, "lua", "assign", fd, userid)
 end
 
--- accept callback: one coroutine per connection
+-- accept callback: one coroutine per connection. data.socket[fd] lists the
+-- connections in their handshake; once assigned, a connection belongs to its agent
+-- and the hub forgets it (upstream kept one entry per connection ever seen).
 function new_socket(fd, addr)
 	data.socket[fd] = "[AUTH]"
-	proxy.subscribe(fd)
-	local ok, userid = pcall(auth_socket, fd)
-	if ok then
+	local sub, err = pcall(proxy.subscribe, fd)
+	if not sub then
+		-- No package took the connection (it went away at once, or the launch
+		-- failed): the socket is still ours to close.
+		auth_failed(fd, addr, err)
+		socket.close_fd(fd)
+		data.socket[fd] = nil
+		return
+	end
+	local ok, userid, why = pcall(auth_socket, fd)
+	if ok and userid then
 		data.socket[fd] = userid
 		if pcall(assign_agent, fd, userid) then
+			data.socket[fd] = nil
 			proxy.unsubscribe(fd) -- the agent owns the connection now
 			return
 		end
 		log("Assign failed %s to %s", addr, userid)
 	else
-		log("Auth faild %s", addr)
+		auth_failed(fd, addr, ok and why or userid)
 	end
 	proxy.close(fd)
 	data.socket[fd] = nil

@@ -378,6 +378,10 @@ impl Runtime {
         // SAFETY: as above.
         let svc = unsafe { ctx.release_service() };
         drop(svc);
+        // Whatever sockets it still owned die with it (upstream leaks them).
+        if let Some(s) = self.socket.get() {
+            s.close_owned(handle);
+        }
         *ctx.logfile.lock() = None;
         if self.harbor_service.load(Ordering::Acquire) == handle {
             return; // not counted

@@ -220,6 +220,9 @@ impl Scheduler {
     }
 }
 
+/// How often an idle worker returns its allocator's free pages to the OS.
+const TRIM_PERIOD: Duration = Duration::from_secs(1);
+
 /// The body of worker thread `index`.
 pub fn worker_main(rt: &'static Runtime, index: usize) {
     WORKER.with(|w| w.set(Some(index)));
@@ -227,6 +230,7 @@ pub fn worker_main(rt: &'static Runtime, index: usize) {
     let monitor = &rt.scheduler.monitors[index];
     let mut held: Option<Arc<Context>> = None;
     let mut streak = 0u32;
+    let mut trimmed = std::time::Instant::now();
     while !rt.scheduler.is_quitting() {
         let next = held
             .take()
@@ -234,6 +238,13 @@ pub fn worker_main(rt: &'static Runtime, index: usize) {
         held = match next {
             Some(ctx) => dispatch_batch(rt, monitor, ctx, weight, index),
             None => {
+                // Idle: at most once a second, let the allocator return this thread's
+                // free pages to the OS (it only does so when the thread allocates, and
+                // an idle worker does not: memory freed by a burst would stay).
+                if trimmed.elapsed() >= TRIM_PERIOD {
+                    crate::message::trim_thread_heap();
+                    trimmed = std::time::Instant::now();
+                }
                 rt.scheduler.sleep();
                 None
             }

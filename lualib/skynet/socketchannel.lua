@@ -204,6 +204,13 @@ local function connect_once(self)
 	end
 	local so = setmetatable({ fd }, sock_meta)
 	self.__sock = so
+	-- The peer going away closes our end at once, even while the channel is idle
+	-- (the next request reconnects).
+	socket.onclose(fd, function()
+		if self.__sock == so then
+			drop_socket(self)
+		end
+	end)
 	skynet.fork(self.__response and dispatch_by_session or dispatch_by_order, self, so)
 	if self.__auth then
 		self.__auth_co = running()

@@ -4,7 +4,9 @@
 --   optional: open(source, conf), disconnect(fd), error(fd, msg), warning(fd, size),
 --             command(cmd, source, ...), embed (true: do not call skynet.start)
 -- State: `listen_id` (the listener), `queue` (netpack queue: always keep the value
--- filter returns), `clients[fd]` = true (connected) | false (peer closed).
+-- filter returns), `clients[fd]` = true for each live client (counted in
+-- client_count); a client is forgotten and its socket closed on close, error or
+-- closeclient, whichever comes first.
 local skynet = require "skynet"
 local netpack = require "skynet.netpack"
 local driver = require "skynet.socketdriver"
@@ -27,6 +29,7 @@ end
 function gateserver.closeclient(fd)
 	if clients[fd] ~= nil then
 		clients[fd] = nil
+		client_count = client_count - 1
 		driver.close(fd)
 	end
 end
@@ -92,11 +95,11 @@ function gateserver.start(handler)
 	EV.more = drain
 
 	function EV.open(fd, addr)
-		client_count = client_count + 1
 		if client_count >= maxclient then
 			driver.shutdown(fd)
 			return
 		end
+		client_count = client_count + 1
 		if nodelay then
 			driver.nodelay(fd)
 		end
@@ -104,17 +107,28 @@ function gateserver.start(handler)
 		handler.connect(fd, addr)
 	end
 
+	-- The gateserver owns its clients' sockets and closes each exactly once, when the
+	-- peer goes away (output already queued is still written), so a handler that
+	-- never calls closeclient leaks nothing; a later closeclient is a no-op.
+	local function forget(fd)
+		if clients[fd] == nil then
+			return false
+		end
+		clients[fd] = nil
+		client_count = client_count - 1
+		return true
+	end
+
 	function EV.close(fd)
 		if fd == listen_id then
 			listen_id = nil
 			return
 		end
-		client_count = client_count - 1
-		if clients[fd] then
-			clients[fd] = false
-		end
-		if handler.disconnect then
-			handler.disconnect(fd)
+		if forget(fd) then
+			driver.close(fd)
+			if handler.disconnect then
+				handler.disconnect(fd)
+			end
 		end
 	end
 
@@ -124,7 +138,7 @@ function gateserver.start(handler)
 			return
 		end
 		driver.shutdown(fd)
-		if handler.error then
+		if forget(fd) and handler.error then
 			handler.error(fd, msg)
 		end
 	end

@@ -7,9 +7,10 @@
 //! messages end with the 4-byte little-endian socket id; the bytes before it are
 //! written as they are (the message block is handed to the socket server, no copy).
 //!
-//! Invariants: one [`Conn`] per accepted socket until its CLOSE/ERROR; a connection
-//! is read only after `start <id>`; every packet block is either sent with DONTCOPY
-//! or freed here.
+//! Invariants: one [`Conn`] per accepted socket until its CLOSE/ERROR, when the gate
+//! closes the socket itself (watchdogs need not `kick`; a later kick is a no-op); a
+//! connection is read only after `start <id>`; every packet block is either sent with
+//! DONTCOPY or freed here. The runtime closes a dead gate's sockets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -317,8 +318,13 @@ impl Gate {
                     return;
                 }
                 if self.conns.remove(&m.id).is_some() {
+                    // The gate owns the socket: the peer's EOF ends the connection
+                    // here (output already queued is still written), an error at once.
+                    let srv = runtime::socket_server();
                     if m.kind == SOCKET_ERROR {
-                        runtime::socket_server().shutdown(m.id);
+                        srv.shutdown(m.id);
+                    } else {
+                        srv.close(m.id);
                     }
                     self.notify(ctx, format!("{} close", m.id).as_bytes());
                 }
@@ -404,20 +410,6 @@ impl NativeService for Gate {
                 false
             }
             _ => false,
-        }
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        if runtime::try_get().is_some() {
-            let srv = runtime::socket_server();
-            if self.listen_id >= 0 {
-                srv.close(self.listen_id);
-            }
-            for id in self.conns.keys() {
-                srv.close(*id);
-            }
         }
     }
 }

@@ -8,14 +8,30 @@
 //!
 //! * `PTYPE_TEXT` commands (first byte): `R` read one packet (the reply is a
 //!   `PTYPE_RESPONSE` whose payload is the packet without its 2-byte length, or
-//!   `PTYPE_ERROR` once the connection is closed); `K` close the connection; `I`
+//!   `PTYPE_ERROR` once the connection is gone); `K` close the connection; `I`
 //!   status text `req=<n> resp=<n> uncomplete=<missing>/<size>`.
 //! * `PTYPE_CLIENT`: one outgoing packet; the 2-byte big-endian length is added here.
-//! * `PTYPE_RESPONSE`: the heartbeat timer (every 10 s); a tick with no `DATA` since
-//!   the previous one closes the connection (`timeout <fd>`).
+//! * `PTYPE_RESPONSE`: the frame-deadline timer (its own session), else the heartbeat
+//!   timer (every 10 s); a heartbeat tick with no `DATA` since the previous one closes
+//!   the connection (`timeout <fd>`).
 //! * Socket events: the first `CONNECT` reports `SUCC` to the owner; `CLOSE`/`ERROR`
-//!   report `FAIL` if that never happened, then the service exits (pending reads get
-//!   errors, the owner gets `CLOSED`).
+//!   report `FAIL` if that never happened.
+//!
+//! # Connection lifecycle (`sample.md` §5.6)
+//!
+//! The service owns its socket and closes it exactly once, in [`Package::finish`],
+//! which also answers pending reads with errors, tells the owner `CLOSED` and retires
+//! the service (quietly: the reader logs the disconnect, one line per connection).
+//!
+//! * The peer's EOF is a half-close: packets already received are still served and
+//!   replies to them are still written. The connection finishes when a read finds no
+//!   packet left (the reader has answered everything before asking again), when EOF
+//!   arrives while a read is waiting, on `K`, or at the next idle heartbeat tick.
+//! * `K` and the end of a half-closed connection flush queued output before closing;
+//!   a heartbeat timeout, a frame deadline or a socket error close at once.
+//! * Frame deadline: a packet whose first byte arrived `frame_timeout` seconds ago
+//!   (config key, default 10, 0 = off) and that is still incomplete closes the
+//!   connection (`frame timeout <fd>`), whether the peer went silent or trickles.
 //!
 //! # Design and invariants
 //!
@@ -28,13 +44,12 @@
 //!   65535 bytes), and no input panics. Oversized outgoing packets are logged and
 //!   dropped. Request/response traffic is latency bound, so the socket gets
 //!   `TCP_NODELAY`.
-//! * After `closed` is set no socket operation is issued again; dropping the service
-//!   (killed from outside, abort) closes a still-open connection.
+//! * After `closed` is set no socket operation is issued again. A service killed from
+//!   outside loses its socket with it (the runtime closes a dead service's sockets).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::command;
 use crate::context::Context;
 use crate::message::{payload_alloc, payload_free, ptype, Message};
 use crate::runtime;
@@ -46,6 +61,8 @@ use crate::socket::{
 
 /// Heartbeat period in centiseconds (`TIMEOUT "1000"`).
 const HEARTBEAT: i64 = 1000;
+/// Default frame deadline in centiseconds (config key `frame_timeout`, in seconds).
+const FRAME_TIMEOUT: u64 = 1000;
 /// Largest packet the 2-byte header can describe.
 const MAX_PACKET: usize = 0xffff;
 
@@ -98,6 +115,8 @@ struct Assembler {
     partial: Partial,
     /// Size of the last packet started (for the `I` report).
     last_size: usize,
+    /// Packets completed so far (tells a new partial packet from an old one).
+    completed: u64,
 }
 
 impl Assembler {
@@ -105,7 +124,13 @@ impl Assembler {
         Assembler {
             partial: Partial::Header(None),
             last_size: 0,
+            completed: 0,
         }
+    }
+
+    /// Some bytes of a packet are here, not all of them.
+    fn in_progress(&self) -> bool {
+        !matches!(self.partial, Partial::Header(None))
     }
 
     /// Consume `bytes`, appending every completed packet to `out`.
@@ -136,6 +161,7 @@ impl Assembler {
                         if let Partial::Body { block, .. } =
                             std::mem::replace(&mut self.partial, Partial::Header(None))
                         {
+                            self.completed += 1;
                             out.push_back(block);
                         }
                     }
@@ -147,6 +173,7 @@ impl Assembler {
     fn start(&mut self, size: usize, out: &mut VecDeque<Block>) {
         self.last_size = size;
         if size == 0 {
+            self.completed += 1;
             out.push_back(Block::new(0));
             self.partial = Partial::Header(None);
         } else {
@@ -174,10 +201,19 @@ pub struct Package {
     fd: i32,
     /// SUCC or FAIL has been reported to the owner.
     reported: bool,
+    /// The peer sent EOF: no more packets will come.
+    eof: bool,
+    /// The socket is closed and the service is retiring.
     closed: bool,
     /// DATA messages seen, and their count at the last heartbeat tick.
     recv: u64,
     heartbeat: u64,
+    /// Frame deadline in centiseconds (0 = off).
+    frame_timeout: u64,
+    /// When the packet now in progress started (timer centiseconds), and the session
+    /// of the armed deadline timer (0 = none).
+    frame_start: Option<u64>,
+    deadline_session: i32,
     requests: VecDeque<(u32, i32)>,
     packets: VecDeque<Block>,
     asm: Assembler,
@@ -189,6 +225,18 @@ impl Default for Package {
     }
 }
 
+/// The `frame_timeout` config value (seconds, fractions allowed, 0 = off) in
+/// centiseconds; `None` means unset. Checked at startup so a bad value names its key.
+pub fn frame_timeout_cs(text: Option<&str>) -> Result<Option<u64>, String> {
+    let Some(text) = text else { return Ok(None) };
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=86400.0).contains(&s) => Ok(Some((s * 100.0) as u64)),
+        _ => Err(format!(
+            "Invalid config key frame_timeout: {text:?} (seconds, 0 to 86400; 0 disables)"
+        )),
+    }
+}
+
 impl Package {
     pub fn new() -> Package {
         Package {
@@ -196,9 +244,13 @@ impl Package {
             owner: 0,
             fd: 0,
             reported: false,
+            eof: false,
             closed: false,
             recv: 0,
             heartbeat: 0,
+            frame_timeout: FRAME_TIMEOUT,
+            frame_start: None,
+            deadline_session: 0,
             requests: VecDeque::new(),
             packets: VecDeque::new(),
             asm: Assembler::new(),
@@ -258,13 +310,17 @@ impl Package {
         );
     }
 
-    /// Answer queued reads with queued packets, FIFO.
+    /// Answer queued reads with queued packets, FIFO. After EOF a read that finds no
+    /// packet left ends the connection: every packet has been served.
     fn serve(&mut self, ctx: &Context) {
         while !self.requests.is_empty() && !self.packets.is_empty() {
             let (dest, session) = self.requests.pop_front().unwrap_or((0, 0));
             if let Some(block) = self.packets.pop_front() {
                 self.reply_packet(ctx, dest, session, block);
             }
+        }
+        if self.eof && !self.requests.is_empty() {
+            self.finish(ctx, Close::Flush);
         }
     }
 
@@ -274,17 +330,12 @@ impl Package {
             Some(b'R') => {
                 if self.closed {
                     self.reply_error(ctx, msg.source, msg.session);
-                } else if let Some(block) = self.packets.pop_front() {
-                    self.reply_packet(ctx, msg.source, msg.session, block);
                 } else {
                     self.requests.push_back((msg.source, msg.session));
+                    self.serve(ctx);
                 }
             }
-            Some(b'K') => {
-                if !self.closed {
-                    runtime::socket_server().shutdown(self.fd);
-                }
-            }
+            Some(b'K') => self.finish(ctx, Close::Flush),
             Some(b'I') => {
                 let text = format!(
                     "req={} resp={} uncomplete={}",
@@ -326,11 +377,53 @@ impl Package {
             return;
         }
         if self.recv == self.heartbeat {
-            runtime::socket_server().shutdown(self.fd);
             self.log(&format!("timeout {}", self.fd));
+            self.finish(ctx, Close::Now);
         } else {
             self.heartbeat = self.recv;
             runtime::get().timeout(ctx, HEARTBEAT);
+        }
+    }
+
+    /// Track the packet in progress after new bytes: when it started, and a timer for
+    /// its deadline (one timer at a time; see [`Package::deadline`]).
+    fn track_frame(&mut self, ctx: &Context, completed_before: u64) {
+        if self.frame_timeout == 0 {
+            return;
+        }
+        if !self.asm.in_progress() {
+            self.frame_start = None;
+            return;
+        }
+        if self.frame_start.is_none() || self.asm.completed != completed_before {
+            self.frame_start = Some(runtime::get().timer.now());
+        }
+        if self.deadline_session == 0 {
+            self.deadline_session = runtime::get().timeout(ctx, self.frame_timeout as i64);
+        }
+    }
+
+    /// The deadline timer fired: close if the packet in progress is overdue, else
+    /// re-arm for the packet in progress (a later one than the timer was set for).
+    fn deadline(&mut self, ctx: &Context) {
+        self.deadline_session = 0;
+        let Some(start) = self.frame_start else {
+            return;
+        };
+        if self.closed {
+            return;
+        }
+        let now = runtime::get().timer.now();
+        let due = start + self.frame_timeout;
+        if now >= due {
+            self.log(&format!(
+                "frame timeout {} (uncomplete={})",
+                self.fd,
+                self.asm.status()
+            ));
+            self.finish(ctx, Close::Now);
+        } else {
+            self.deadline_session = runtime::get().timeout(ctx, (due - now) as i64);
         }
     }
 
@@ -351,12 +444,14 @@ impl Package {
                 if m.buffer.is_null() {
                     return;
                 }
-                if m.kind == SOCKET_DATA && m.id == self.fd && !self.closed {
+                if m.kind == SOCKET_DATA && m.id == self.fd && !self.closed && !self.eof {
                     self.recv += 1;
                     // SAFETY: a DATA block holds ud bytes.
                     let bytes =
                         unsafe { std::slice::from_raw_parts(m.buffer, m.ud.max(0) as usize) };
+                    let completed = self.asm.completed;
                     self.asm.feed(bytes, &mut self.packets);
+                    self.track_frame(ctx, completed);
                     self.serve(ctx);
                 }
                 // SAFETY: the data block is ours.
@@ -375,26 +470,47 @@ impl Package {
                     self.log(&format!("Invalid fd ({}), should be ({})", m.id, self.fd));
                     return;
                 }
-                if self.closed {
-                    return;
+                if m.kind == SOCKET_ERROR {
+                    self.finish(ctx, Close::Now);
+                } else {
+                    // Half-close: keep serving what arrived (see the module docs).
+                    self.eof = true;
+                    self.frame_start = None;
+                    self.serve(ctx);
                 }
-                self.serve(ctx);
-                self.exit(ctx);
             }
             SOCKET_WARNING => self.log(&format!("Overload on {}", self.fd)),
             _ => {}
         }
     }
 
-    fn exit(&mut self, ctx: &Context) {
-        self.closed = true;
+    /// End the connection, once: close the socket, fail pending reads, drop queued
+    /// packets, tell the owner `CLOSED` and retire.
+    fn finish(&mut self, ctx: &Context, how: Close) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        let srv = runtime::socket_server();
+        match how {
+            Close::Flush => srv.close(self.fd),
+            Close::Now => srv.shutdown(self.fd),
+        }
         for (dest, session) in std::mem::take(&mut self.requests) {
             self.reply_error(ctx, dest, session);
         }
         self.packets.clear();
         self.tell_owner(ctx, "CLOSED");
-        command::run(runtime::get(), ctx, "EXIT", None);
+        runtime::get().retire(self.handle);
     }
+}
+
+/// How [`Package::finish`] closes the socket.
+#[derive(Clone, Copy)]
+enum Close {
+    /// Write what is queued first (`K`, end of a half-closed connection).
+    Flush,
+    /// Discard queued output (timeouts, socket errors).
+    Now,
 }
 
 fn parse_param(param: &str) -> Option<(u32, i32)> {
@@ -414,6 +530,10 @@ impl NativeService for Package {
         };
         self.owner = owner;
         self.fd = fd;
+        // Validated at startup; unset means the default.
+        if let Ok(Some(cs)) = frame_timeout_cs(crate::env::get("frame_timeout").as_deref()) {
+            self.frame_timeout = cs;
+        }
         let srv = runtime::socket_server();
         srv.start(self.handle, fd);
         srv.nodelay(fd);
@@ -425,6 +545,9 @@ impl NativeService for Package {
         match msg.ty {
             ptype::TEXT => self.command(ctx, msg),
             ptype::CLIENT => self.outgoing(msg),
+            ptype::RESPONSE if msg.session != 0 && msg.session == self.deadline_session => {
+                self.deadline(ctx)
+            }
             ptype::RESPONSE => self.tick(ctx),
             ptype::SOCKET => self.socket(ctx, msg),
             ptype::ERROR => {}
@@ -435,14 +558,6 @@ impl NativeService for Package {
             }
         }
         false
-    }
-}
-
-impl Drop for Package {
-    fn drop(&mut self) {
-        if !self.closed && self.fd != 0 && runtime::try_get().is_some() {
-            runtime::socket_server().close(self.fd);
-        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! or accept batch. Per-socket state the callers never see lives in [`Sock`]; the
 //! shared part is updated under the slot lock (see the module docs of `socket`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
@@ -104,6 +104,9 @@ pub(crate) struct Looper {
     poll: Poll,
     sink: Sink,
     socks: Vec<Option<Box<Sock>>>,
+    /// Live socket ids by owner (kept in step with `Sock::owner`), so the sockets of a
+    /// service that is gone can be closed without scanning every slot.
+    by_owner: HashMap<u32, HashSet<i32>>,
     ready: VecDeque<i32>,
     reserve: sys::ReserveFd,
     exiting: bool,
@@ -126,6 +129,7 @@ impl Looper {
             poll,
             sink,
             socks,
+            by_owner: HashMap::new(),
             ready: VecDeque::new(),
             reserve: sys::ReserveFd::open(),
             exiting: false,
@@ -247,6 +251,7 @@ impl Looper {
     fn force_close(&mut self, id: i32) {
         if let Some(s) = self.socks[slot_of(id)].take() {
             if s.id == id {
+                self.disown(s.owner, id);
                 self.free_slot(s);
             } else {
                 self.socks[slot_of(id)] = Some(s);
@@ -260,7 +265,31 @@ impl Looper {
             .register(&mut SourceFd(&fd), Token(id as usize), interest)
     }
 
+    fn disown(&mut self, owner: u32, id: i32) {
+        if let Some(set) = self.by_owner.get_mut(&owner) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.by_owner.remove(&owner);
+            }
+        }
+    }
+
+    /// Close (flushing output) every socket `owner` still owns; no events: the owner
+    /// is gone.
+    fn close_owner(&mut self, owner: u32) {
+        let Some(ids) = self.by_owner.remove(&owner) else {
+            return;
+        };
+        for id in ids {
+            if let Some(s) = self.get(id) {
+                s.close_reported = true;
+                self.close(id, false);
+            }
+        }
+    }
+
     fn insert(&mut self, s: Box<Sock>) {
+        self.by_owner.entry(s.owner).or_default().insert(s.id);
         let slot = slot_of(s.id);
         self.socks[slot] = Some(s);
     }
@@ -757,6 +786,7 @@ impl Looper {
                 }
             }
             Req::Close { id, shutdown } => self.close(id, shutdown),
+            Req::CloseOwner { owner } => self.close_owner(owner),
             Req::Send { id, buf, low } => self.send(id, buf, low),
         }
     }
@@ -841,10 +871,14 @@ impl Looper {
             );
             return;
         }
-        s.owner = owner;
+        let old = std::mem::replace(&mut s.owner, owner);
         s.paused = false;
         let first = !std::mem::replace(&mut s.started, true);
         let kind = s.kind;
+        if old != owner {
+            self.disown(old, id);
+            self.by_owner.entry(owner).or_default().insert(id);
+        }
         if first {
             if kind == Kind::Listen {
                 self.set_state(id, |st| st.state = State::Listen);

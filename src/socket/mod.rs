@@ -274,6 +274,10 @@ pub(crate) enum Req {
         owner: u32,
         fd: RawFd,
     },
+    /// The service `owner` is gone: close every socket it still owns.
+    CloseOwner {
+        owner: u32,
+    },
     Info(std::sync::mpsc::Sender<Vec<SocketInfo>>),
     Exit,
 }
@@ -286,6 +290,9 @@ pub struct SocketServer {
     waker: mio::Waker,
     thread: Mutex<Option<JoinHandle<()>>>,
     born: std::time::Instant,
+    /// Services that ever asked for a socket (listen, connect, start, udp, bind), so
+    /// [`SocketServer::close_owned`] costs nothing for the many that never did.
+    owners: Mutex<std::collections::HashSet<u32>>,
 }
 
 pub(crate) fn slot_of(id: i32) -> usize {
@@ -374,6 +381,7 @@ impl SocketServer {
             reqs: Mutex::new(Vec::new()),
             waker,
             thread: Mutex::new(None),
+            owners: Mutex::new(std::collections::HashSet::new()),
         });
         let s2 = srv.clone();
         let h = std::thread::Builder::new()
@@ -391,6 +399,20 @@ impl SocketServer {
             if h.thread().id() != std::thread::current().id() {
                 let _ = h.join();
             }
+        }
+    }
+
+    /// Remember that `owner` may own sockets (see [`SocketServer::close_owned`]).
+    fn note_owner(&self, owner: u32) {
+        self.owners.lock().insert(owner);
+    }
+
+    /// The service `owner` is gone: close (flushing output) every socket it still
+    /// owns, without events. A service that never asked for a socket costs one set
+    /// lookup.
+    pub fn close_owned(&self, owner: u32) {
+        if self.owners.lock().remove(&owner) {
+            self.push(Req::CloseOwner { owner });
         }
     }
 
@@ -465,6 +487,7 @@ impl SocketServer {
         let id = self
             .reserve_id(std::os::fd::AsRawFd::as_raw_fd(&fd), addr.is_ipv6())
             .ok_or_else(|| io::Error::other("reach skynet socket number limit"))?;
+        self.note_owner(owner);
         self.push(Req::Listen { id, owner, fd });
         Ok(id)
     }
@@ -472,6 +495,7 @@ impl SocketServer {
     /// Start an outgoing connection; CONNECT or ERROR follows. None if no slot is free.
     pub fn connect(&self, owner: u32, host: &str, port: u16) -> Option<i32> {
         let id = self.reserve_id(-1, false)?;
+        self.note_owner(owner);
         self.push(Req::Connect {
             id,
             owner,
@@ -483,6 +507,7 @@ impl SocketServer {
 
     /// Take ownership of `id` and (re)start reading/accepting.
     pub fn start(&self, owner: u32, id: i32) {
+        self.note_owner(owner);
         self.push(Req::Start { id, owner });
     }
 
@@ -515,6 +540,7 @@ impl SocketServer {
     /// Wrap an existing OS fd (not closed by the server); CONNECT "binding" follows.
     pub fn bind(&self, owner: u32, fd: RawFd) -> Option<i32> {
         let id = self.reserve_id(fd, false)?;
+        self.note_owner(owner);
         self.push(Req::Bind { id, owner, fd });
         Some(id)
     }
@@ -614,6 +640,7 @@ impl SocketServer {
         let id = self
             .reserve_id(std::os::fd::AsRawFd::as_raw_fd(&fd), v6)
             .ok_or_else(|| io::Error::other("reach skynet socket number limit"))?;
+        self.note_owner(owner);
         self.push(Req::Udp { id, owner, fd });
         Ok(id)
     }

@@ -2,6 +2,8 @@
 //! written to a temp dir, read its log, stop it by pid.
 #![allow(dead_code)]
 
+pub mod sample;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -83,6 +85,15 @@ impl Skynet {
     }
 
     pub fn start_with_env(config: &Path, cwd: &Path, env: &[(&str, &str)]) -> Skynet {
+        Self::spawn(config, cwd, env, None)
+    }
+
+    /// Start with `RLIMIT_NOFILE` set to `nofile` (soft and hard) in the child.
+    pub fn start_with_fd_limit(config: &Path, cwd: &Path, nofile: u64) -> Skynet {
+        Self::spawn(config, cwd, &[], Some(nofile))
+    }
+
+    fn spawn(config: &Path, cwd: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Skynet {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skynet"));
         cmd.arg(config)
             .current_dir(cwd)
@@ -91,6 +102,22 @@ impl Skynet {
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd.spawn().expect("spawn skynet");
         let (tx, rx) = channel();
@@ -274,4 +301,51 @@ pub fn boot_with_port(
     let line = sk.wait_for("PORT ", timeout);
     let port = line.rsplit("PORT ").next().unwrap().trim().parse().unwrap();
     (dir, sk, port)
+}
+
+/// Open file descriptors of process `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Resident set size of process `pid` in KiB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Wait (up to `timeout`) until `pid` holds at most `limit` fds; returns the last count.
+pub fn wait_fds_at_most(pid: u32, limit: usize, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = fd_count(pid);
+        if n <= limit || Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Raise this process's own soft `RLIMIT_NOFILE` to at least `want` (up to the hard
+/// limit); returns the soft limit now in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    lim.rlim_cur
 }
