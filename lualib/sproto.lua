@@ -1,4 +1,4 @@
--- sproto: schema objects, encoding helpers and the RPC host (see shared/spec/sproto.md
+-- sproto: schema objects, encoding helpers and the RPC host (see docs/spec/sproto.md
 -- section 6 and 7). The codec itself is the native module sproto.core.
 local core = require "sproto.core"
 local assert = assert

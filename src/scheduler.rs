@@ -8,7 +8,7 @@
 //! consecutive slot runs the slot's service goes to the global queue's tail instead,
 //! so busy pairs cannot starve the rest. Idle workers steal from other workers' slots.
 //!
-//! Wake-up policy (see ../shared/design/hot-path.md): pushing to the global queue
+//! Wake-up policy (see docs/design/hot-path.md): pushing to the global queue
 //! wakes a sleeping worker; filling a slot does not. The timer thread wakes a sleeper
 //! every tick while work is waiting anywhere, as a fallback (e.g. a slot filled by a
 //! worker that is stuck in a long handler). No spinning: 2 cores.

@@ -1,5 +1,5 @@
 //! lua-seri (`skynet.pack` / `skynet.unpack` / `skynet.packstring`) against the golden
-//! vectors in `../shared/vectors/seri.json` (produced by the upstream C code), plus
+//! vectors in `tests/vectors/seri.json` (produced by the upstream C code), plus
 //! hostile-input, metamethod-error and round-trip checks.
 
 #![allow(non_snake_case)]
@@ -381,7 +381,7 @@ unsafe fn check_values(L: *mut lua_State, count: c_int, want: &[Value]) -> Resul
 }
 
 fn load_vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/seri.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/seri.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).expect("parse seri.json")
 }

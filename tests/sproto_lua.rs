@@ -1,5 +1,5 @@
 //! `sproto.core` + `lualib/sproto*.lua` in a plain Lua 5.4 state, checked against the
-//! golden vectors in `../shared/vectors` using their authoritative Lua source inputs:
+//! golden vectors in `crates/sproto/tests/vectors` using their authoritative Lua source inputs:
 //! schemas (bundles, loadability, errors), encode/decode/default cases, pack/unpack,
 //! RPC scenarios and API calls, plus sprotoloader's global slots.
 
@@ -10,7 +10,10 @@ use serde_json::Value as Json;
 use skynet::lua::modules::sproto::luaopen_sproto_core;
 
 fn vectors(name: &str) -> Json {
-    let path = format!("{}/../shared/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/crates/sproto/tests/vectors/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).unwrap()
 }
 

@@ -1,5 +1,6 @@
 //! sproto: schema parser, binary schema bundles, wire codec, 0-packing and RPC layer,
-//! byte-compatible with cloudwu/sproto (see `shared/spec/sproto.md`). No Lua, no
+//! byte-compatible with cloudwu/sproto (contract: `docs/spec/sproto.md` of the skynet-rs
+//! repository; "spec §N" in this crate's comments means that file). No Lua, no
 //! dependencies.
 //!
 //! Layers, bottom-up:

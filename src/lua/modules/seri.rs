@@ -2,7 +2,7 @@
 //!
 //! Values are encoded straight from the Lua stack into a byte buffer and decoded straight
 //! back onto the stack; there is no intermediate Rust value tree. The full contract is
-//! `spec/seri.md`; in short:
+//! `docs/spec/seri.md`; in short:
 //!
 //! * A packed buffer is the concatenation of one encoding per value (no header, no count,
 //!   no terminator). Each encoding starts with a type byte `type | cookie << 3`.

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use sproto::Value;
 
 pub fn vectors_dir() -> String {
-    format!("{}/../../../shared/vectors", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/vectors", env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn load(name: &str) -> Json {
