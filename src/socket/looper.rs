@@ -24,6 +24,8 @@ const RSIZE_MAX: usize = 1 << 20;
 const ACCEPT_BATCH: usize = 64;
 const UDP_BATCH: usize = 32;
 const UDP_MAX: usize = 65535;
+/// Idle time after which the socket thread trims its allocator heap.
+const TRIM_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -141,11 +143,16 @@ impl Looper {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let mut reqs = Vec::new();
+        // Work since the allocator last trimmed this thread's heap: once idle for a
+        // second, hand its free pages (read buffers freed by the workers) back.
+        let mut untrimmed = false;
         while !self.exiting {
-            let timeout = if self.ready.is_empty() {
-                None
-            } else {
+            let timeout = if !self.ready.is_empty() {
                 Some(std::time::Duration::ZERO)
+            } else if untrimmed {
+                Some(TRIM_AFTER)
+            } else {
+                None
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -153,6 +160,12 @@ impl Looper {
                 }
                 continue;
             }
+            if events.is_empty() && timeout == Some(TRIM_AFTER) {
+                crate::message::trim_thread_heap();
+                untrimmed = false;
+                continue;
+            }
+            untrimmed = true;
             self.now = self.srv.now_cs();
             for ev in events.iter() {
                 if ev.token() == WAKER {
