@@ -1,5 +1,8 @@
-//! Embeds the Lua framework (lualib/ and service/) into the binary, as the fallback
-//! used when a config's paths do not lead to our Lua files. Files on disk always win.
+//! Embeds the Lua framework (the whole `skynet/` tree: `skynet/lualib`, `skynet/service`)
+//! into the binaries, as the fallback used when a config's paths do not lead to our Lua
+//! files. Files on disk always win. Embedded names drop the `skynet/` prefix
+//! (`lualib/skynet.lua`, `service/launcher.lua`). The sample game server's own Lua
+//! (top-level `lualib/`, `service/`) is an application and is never embedded.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -22,29 +25,12 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// The sample game server's own scripts live beside the framework in lualib/ and
-/// service/ but are not part of the framework: never serve them as a fallback.
-const SAMPLE_FILES: &[&str] = &[
-    "lualib/log.lua",
-    "lualib/service.lua",
-    "lualib/socket_proxy.lua",
-    "lualib/client.lua",
-    "service/agent.lua",
-    "service/auth.lua",
-    "service/hub.lua",
-    "service/main.lua",
-    "service/manager.lua",
-    "service/protoloader.lua",
-    "service/socket_proxyd.lua",
-];
-
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("skynet");
     let mut files = Vec::new();
     for top in ["lualib", "service"] {
         collect(&root.join(top), top, &mut files);
     }
-    files.retain(|(name, _)| !SAMPLE_FILES.contains(&name.as_str()));
     let mut code = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
     for (name, path) in &files {
         writeln!(code, "    ({name:?}, include_bytes!({path:?})),").unwrap();

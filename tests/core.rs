@@ -12,7 +12,7 @@ use std::time::Duration;
 fn core_config(dir: &TempDir, boot: &str, extra: &str) -> std::path::PathBuf {
     let root = repo_root();
     let text = format!(
-        "thread = 2\nharbor = 0\nbootstrap = \"snlua {boot}\"\nluaservice = \"{dir}/?.lua\"\nlualoader = \"{root}/lualib/loader.lua\"\nlua_path = \"{dir}/?.lua;{root}/lualib/?.lua\"\n{extra}\n",
+        "thread = 2\nharbor = 0\nbootstrap = \"snlua {boot}\"\nluaservice = \"{dir}/?.lua\"\nlualoader = \"{root}/skynet/lualib/loader.lua\"\nlua_path = \"{dir}/?.lua;{root}/skynet/lualib/?.lua\"\n{extra}\n",
         dir = dir.path().display(),
         root = root.display()
     );

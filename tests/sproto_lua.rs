@@ -1,4 +1,4 @@
-//! `sproto.core` + `lualib/sproto*.lua` in a plain Lua 5.4 state, checked against the
+//! `sproto.core` + `skynet/lualib/sproto*.lua` in a plain Lua 5.4 state, checked against the
 //! golden vectors in `crates/sproto/tests/vectors` using their authoritative Lua source inputs:
 //! schemas (bundles, loadability, errors), encode/decode/default cases, pack/unpack,
 //! RPC scenarios and API calls, plus sprotoloader's global slots.
@@ -28,7 +28,7 @@ fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A Lua state with `sproto.core` preloaded and `lualib/` on `package.path`.
+/// A Lua state with `sproto.core` preloaded and `skynet/lualib/` on `package.path`.
 fn lua() -> Lua {
     let lua = Lua::new();
     // SAFETY: a valid lua_CFunction.
@@ -37,7 +37,7 @@ fn lua() -> Lua {
     let preload: mlua::Table = package.get("preload").unwrap();
     preload.set("sproto.core", open).unwrap();
     let path: String = package.get("path").unwrap();
-    let lualib = format!("{}/lualib/?.lua;{path}", env!("CARGO_MANIFEST_DIR"));
+    let lualib = format!("{}/skynet/lualib/?.lua;{path}", env!("CARGO_MANIFEST_DIR"));
     package.set("path", lualib).unwrap();
     lua.load("sproto = require 'sproto'; sprotoparser = require 'sprotoparser'")
         .exec()

@@ -1,6 +1,7 @@
 //! `skynet-lua`: a plain Lua 5.4 interpreter with `lsocket` and `sproto.core` built in,
-//! so the sample's command-line client (`client/simpleclient.lua`) runs on a fresh
-//! machine that has only cargo.
+//! and the framework's Lua embedded as a `require` fallback (as in the server), so the
+//! sample's command-line client (`client/simpleclient.lua`) runs on a fresh machine
+//! that has only cargo, with no skynet tree beside it.
 //!
 //! Usage (a subset of the stock `lua` command):
 //!
@@ -110,6 +111,8 @@ fn main() -> ExitCode {
         ffi::luaL_openlibs(L);
         preload(L, c"lsocket", lsocket::luaopen_lsocket);
         preload(L, c"sproto.core", sproto::luaopen_sproto_core);
+        // The framework's Lua (sproto.lua, ...) as a fallback, like the server's.
+        skynet::lua::host::append_embedded_searcher(L);
 
         // arg table: script at 0, its arguments from 1, the interpreter before
         ffi::lua_createtable(L, argv.len() as c_int, 2);

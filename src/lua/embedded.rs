@@ -1,5 +1,5 @@
-//! The Lua framework compiled into the binary (see build.rs): `lualib/...` and
-//! `service/...` files by their repo-relative path.
+//! The Lua framework compiled into the binary (see build.rs): the files of the
+//! repo's `skynet/lualib` and `skynet/service` as `lualib/...` and `service/...`.
 
 include!(concat!(env!("OUT_DIR"), "/embedded_lua.rs"));
 

@@ -365,6 +365,9 @@ unsafe fn find_embedded_module(L: *mut lua_State, name: &[u8]) -> Option<&'stati
     for candidate in [
         format!("lualib/{base}.lua"),
         format!("lualib/{base}/init.lua"),
+        // 2016 module names (`socket`, `datacenter`, `gateserver`), as upstream keeps
+        // them in lualib/compat10.
+        format!("lualib/compat10/{base}.lua"),
     ] {
         if let Some(code) = crate::lua::embedded::file(&candidate) {
             let chunk = format!("@{}{}", crate::lua::embedded::VIRTUAL_ROOT, candidate);
@@ -467,6 +470,21 @@ unsafe extern "C-unwind" fn loadfile_with_embedded(L: *mut lua_State) -> c_int {
         }
     }
     1
+}
+
+/// Append the embedded framework's `lualib` to `package.searchers`, for a state outside
+/// the runtime (the sample's client interpreter, `skynet-lua`): `require "sproto"` then
+/// works with no framework tree on disk. Files on `package.path` still win.
+///
+/// # Safety
+/// `L` is a valid state with the `package` library open, used by this thread only.
+pub unsafe fn append_embedded_searcher(L: *mut lua_State) {
+    ffi::lua_getglobal(L, c"package".as_ptr());
+    ffi::lua_getfield(L, -1, c"searchers".as_ptr());
+    let n = ffi::lua_rawlen(L, -1);
+    ffi::lua_pushcfunction(L, embedded_searcher);
+    ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
+    ffi::lua_pop(L, 2);
 }
 
 unsafe fn install_embedded_fallback(L: *mut lua_State) {

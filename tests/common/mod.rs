@@ -50,8 +50,8 @@ impl Drop for TempDir {
     }
 }
 
-/// The standard config for a test: our lualib/service plus `extra_service_dir`
-/// (where the test's own services live), `start` = the given service.
+/// The standard config for a test: the framework (skynet/lualib, skynet/service) plus
+/// `dir` (where the test's own services live), `start` = the given service.
 pub fn config_text(dir: &Path, start: &str, extra: &str) -> String {
     let root = repo_root();
     let root = root.display();
@@ -60,9 +60,9 @@ pub fn config_text(dir: &Path, start: &str, extra: &str) -> String {
 harbor = 0
 start = "{start}"
 bootstrap = "snlua bootstrap"
-luaservice = "{dir}/?.lua;{root}/service/?.lua;{root}/tests/lua/?.lua"
-lualoader = "{root}/lualib/loader.lua"
-lua_path = "{dir}/?.lua;{root}/lualib/?.lua;{root}/lualib/?/init.lua"
+luaservice = "{dir}/?.lua;{root}/skynet/service/?.lua;{root}/tests/lua/?.lua"
+lualoader = "{root}/skynet/lualib/loader.lua"
+lua_path = "{dir}/?.lua;{root}/skynet/lualib/?.lua;{root}/skynet/lualib/?/init.lua;{root}/skynet/lualib/compat10/?.lua"
 lua_cpath = "{root}/luaclib/?.so"
 cpath = "{root}/cservice/?.so"
 {extra}

@@ -25,10 +25,10 @@ pub fn sample_config(port: u16, console: u16, extra: &str) -> String {
 thread = 2
 harbor = 0
 start = "main"
-luaservice = root .. "service/?.lua"
-lualoader = root .. "lualib/loader.lua"
-lua_path = root .. "lualib/?.lua;" .. root .. "lualib/?/init.lua"
-lua_cpath = root .. "luaclib/?.so"
+luaservice = root .. "service/?.lua;" .. root .. "skynet/service/?.lua"
+lualoader = root .. "skynet/lualib/loader.lua"
+lua_path = root .. "lualib/?.lua;" .. root .. "skynet/lualib/?.lua;" .. root .. "skynet/lualib/?/init.lua;" .. root .. "skynet/lualib/compat10/?.lua"
+lua_cpath = root .. "skynet/luaclib/?.so"
 cpath = root .. "cservice/?.so"
 sample_ip = "127.0.0.1"
 sample_port = {port}
