@@ -567,3 +567,47 @@ end)
         "nobody listens"
     );
 }
+
+#[test]
+fn a_peer_that_never_reads_cannot_pin_a_closing_socket() {
+    // The service queues 16 MB for a client that never reads, then closes: the close
+    // waits for the output, but not forever: 30 s without progress drops it.
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local id = socket.listen("127.0.0.1", tonumber(skynet.getenv "echo_port"))
+    socket.start(id, function(fd)
+        socket.start(fd)
+        socket.write(fd, string.rep("x", 16 * 1024 * 1024))
+        socket.close(fd)
+        skynet.error("CLOSING " .. fd)
+    end)
+    skynet.error("READY")
+end)
+"#;
+    let dir = TempDir::new("life-linger");
+    dir.write("main.lua", main);
+    let port = free_port();
+    let conf = dir.write(
+        "config",
+        &common::config_text(dir.path(), "main", &format!("echo_port = {port}")),
+    );
+    let mut sk = Skynet::start(&conf, dir.path());
+    sk.wait_for("READY", T);
+    let pid = sk.pid();
+    let before = fd_count(pid);
+    let c = common::connect(port, T);
+    sk.wait_for("CLOSING", T);
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(25));
+    assert_eq!(fd_count(pid), before + 1, "still flushing at 25 s");
+    let after = wait_fds_at_most(pid, before, Duration::from_secs(10));
+    let waited = t0.elapsed().as_secs_f64();
+    assert_eq!(after, before, "dropped after {waited:.1}s");
+    assert!(
+        (29.0..=33.0).contains(&waited),
+        "dropped after {waited:.1}s"
+    );
+    drop(c);
+}

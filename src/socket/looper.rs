@@ -24,6 +24,9 @@ const RSIZE_MAX: usize = 1 << 20;
 const ACCEPT_BATCH: usize = 64;
 const UDP_BATCH: usize = 32;
 const UDP_MAX: usize = 65535;
+/// A closing socket whose queued output makes no progress for this long (centiseconds)
+/// is dropped: a peer that never reads would otherwise hold it, and its fd, forever.
+const LINGER_CS: u64 = 3000;
 /// Idle time after which the socket thread trims its allocator heap.
 const TRIM_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -62,6 +65,8 @@ struct Sock {
     rtime: u64,
     wtime: u64,
     accepts: u64,
+    /// When `close` found output still queued (centiseconds).
+    closed_at: u64,
 }
 
 impl Sock {
@@ -91,6 +96,7 @@ impl Sock {
             rtime: 0,
             wtime: 0,
             accepts: 0,
+            closed_at: 0,
         })
     }
     fn reading(&self) -> bool {
@@ -109,6 +115,8 @@ pub(crate) struct Looper {
     /// Live socket ids by owner (kept in step with `Sock::owner`), so the sockets of a
     /// service that is gone can be closed without scanning every slot.
     by_owner: HashMap<u32, HashSet<i32>>,
+    /// Sockets closing with output still queued, checked against [`LINGER_CS`].
+    lingering: Vec<i32>,
     ready: VecDeque<i32>,
     reserve: sys::ReserveFd,
     exiting: bool,
@@ -132,6 +140,7 @@ impl Looper {
             sink,
             socks,
             by_owner: HashMap::new(),
+            lingering: Vec::new(),
             ready: VecDeque::new(),
             reserve: sys::ReserveFd::open(),
             exiting: false,
@@ -146,10 +155,11 @@ impl Looper {
         // Work since the allocator last trimmed this thread's heap: once idle for a
         // second, hand its free pages (read buffers freed by the workers) back.
         let mut untrimmed = false;
+        let mut linger_checked = 0u64;
         while !self.exiting {
             let timeout = if !self.ready.is_empty() {
                 Some(std::time::Duration::ZERO)
-            } else if untrimmed {
+            } else if untrimmed || !self.lingering.is_empty() {
                 Some(TRIM_AFTER)
             } else {
                 None
@@ -160,13 +170,19 @@ impl Looper {
                 }
                 continue;
             }
+            self.now = self.srv.now_cs();
+            if !self.lingering.is_empty() && self.now >= linger_checked + 100 {
+                linger_checked = self.now;
+                self.drop_stalled();
+            }
             if events.is_empty() && timeout == Some(TRIM_AFTER) {
-                crate::message::trim_thread_heap();
-                untrimmed = false;
+                if untrimmed {
+                    crate::message::trim_thread_heap();
+                    untrimmed = false;
+                }
                 continue;
             }
             untrimmed = true;
-            self.now = self.srv.now_cs();
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     continue;
@@ -299,6 +315,25 @@ impl Looper {
                 self.close(id, false);
             }
         }
+    }
+
+    /// Drop closing sockets whose output has been stuck for [`LINGER_CS`]; forget the
+    /// ones that finished closing.
+    fn drop_stalled(&mut self) {
+        let now = self.now;
+        let mut ids = std::mem::take(&mut self.lingering);
+        ids.retain(|&id| {
+            let Some(s) = self.get(id) else { return false };
+            if !s.closing {
+                return false;
+            }
+            if now.saturating_sub(s.wtime.max(s.closed_at)) < LINGER_CS {
+                return true;
+            }
+            self.force_close(id);
+            false
+        });
+        self.lingering = ids;
     }
 
     fn insert(&mut self, s: Box<Sock>) {
@@ -920,6 +955,11 @@ impl Looper {
         }
         s.closing = true;
         let reported = std::mem::replace(&mut s.close_reported, true);
+        let now = self.now;
+        if let Some(s) = self.get(id) {
+            s.closed_at = now;
+        }
+        self.lingering.push(id);
         self.set_state(id, |st| st.state = State::NoWrite);
         if !reported {
             self.report(owner, SOCKET_CLOSE, id, 0, std::ptr::null_mut(), b"");
