@@ -67,19 +67,29 @@ fn first_time_user_fixtures_and_linger() {
     assert_eq!(w, hex("00 04 15 02 04 0e"));
     assert_eq!(c.recv().0, hex("00 04 15 02 01 0e"));
 
+    // The agent is :12 as in upstream's log (:11 is skipped while the handle table
+    // has 16 slots); when main and bootstrap exit late on a busy machine the table
+    // has grown and the agent gets :11. Either way the lines name the same handle.
+    let agent_line = s.wait("LAUNCH snlua agent", T);
+    let agent = agent_line[2..10].to_string();
+    assert!(agent == "00000012" || agent == "00000011", "{agent_line}");
+    let agent_dec = u32::from_str_radix(&agent, 16).unwrap();
     for line in [
-        "[:00000010] LAUNCH package 13 4",
-        "[:0000000e] signin userid = alice",
-        "[:0000000e] signup userid = alice",
-        "[:00000012] LAUNCH snlua agent",
-        "[:0000000f] Assign 4 to alice [18]",
-        "[:00000012] login succ alice fd=4",
-        "[:00000012] ping",
+        "[:00000010] LAUNCH package 13 4".to_string(),
+        "[:0000000e] signin userid = alice".into(),
+        "[:0000000e] signup userid = alice".into(),
+        format!("[:{agent}] LAUNCH snlua agent"),
+        format!("[:0000000f] Assign 4 to alice [{agent_dec}]"),
+        format!("[:{agent}] login succ alice fd=4"),
+        format!("[:{agent}] ping"),
     ] {
-        s.wait(line, T);
+        s.wait(&line, T);
     }
     let raise = s.wait("raise error = ", T);
-    assert!(raise.starts_with("[:00000012] raise error = "), "{raise}");
+    assert!(
+        raise.starts_with(&format!("[:{agent}] raise error = ")),
+        "{raise}"
+    );
 
     // debug console views (sample.md §11). The agent's next read request ("R") reaches
     // the package service asynchronously after the ping reply, so poll briefly until
@@ -97,7 +107,7 @@ fn first_time_user_fixtures_and_linger() {
         "{out}"
     );
     let out = s.console("info f");
-    assert!(out.contains("alice\t18"), "{out}");
+    assert!(out.contains(&format!("alice\t{agent_dec}")), "{out}");
     let out = s.console("info b");
     assert!(
         out.contains("proto.c2s\t1") && out.contains("proto.s2c\t2"),
@@ -115,10 +125,13 @@ fn first_time_user_fixtures_and_linger() {
     );
     assert_eq!(s.count("[:00000010] KILL self"), 0);
     let t0 = Instant::now();
-    s.wait("[:00000012] user alice afk", Duration::from_secs(15));
+    s.wait(
+        &format!("[:{agent}] user alice afk"),
+        Duration::from_secs(15),
+    );
     let dt = t0.elapsed().as_secs_f64();
     assert!((8.5..12.0).contains(&dt), "linger was {dt:.2}s");
-    s.wait("[:00000012] KILL self", T);
+    s.wait(&format!("[:{agent}] KILL self"), T);
     assert!(!s.console("info f").contains("alice"));
 
     // returning user after the agent exited: a new agent
