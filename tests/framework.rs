@@ -139,6 +139,19 @@ fn skynet_coroutine() {
     );
 }
 
+/// skynet.service: one boot per name for concurrent callers, query, close, failed
+/// boots, and the no-upvalue rule for the shipped main function.
+#[test]
+fn skynet_service_new_query_close() {
+    run_lua_test("t_service");
+}
+
+/// skynet.request{...}:select(ti): arrival order, errors as false, `reqs.timeout`.
+#[test]
+fn request_select_order_errors_and_timeout_flag() {
+    run_lua_test("t_select");
+}
+
 #[test]
 fn init_order_and_require() {
     run_lua_test("t_init");

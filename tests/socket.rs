@@ -269,7 +269,7 @@ skynet.register_protocol {
 skynet.start(function() end)
 "#;
     let (_d, mut sk, port) = boot(main, &[("gate_agent.lua", agent)]);
-    sk.wait_for("Listen on", TIMEOUT);
+    sk.wait_for("Listen on 127.0.0.1:0", TIMEOUT);
     // First client: accept mode, packets go to the watchdog.
     let mut a = connect(port);
     sk.wait_for("WATCHDOG open", TIMEOUT);

@@ -66,4 +66,15 @@ T.run(function()
 
 	local t, ismain = coroutine.thread(co)
 	T.eq(ismain, false, "thread() of a user coroutine")
+
+	-- resume refuses coroutines it did not create (upstream's wording); a dead one
+	-- gets Lua's own error
+	local plain = _G.coroutine.create(function() end)
+	local okp, errp = coroutine.resume(plain)
+	T.eq(okp, false, "resume of a plain coroutine fails")
+	T.eq(errp, "cannot resume none skynet coroutine", "its error")
+	_G.coroutine.resume(plain)
+	local okd, errd = coroutine.resume(plain)
+	T.eq(okd, false, "resume of a dead plain coroutine fails")
+	T.eq(errd, "cannot resume dead coroutine", "Lua's error for it")
 end)

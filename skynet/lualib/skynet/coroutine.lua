@@ -45,7 +45,11 @@ end
 
 function M.resume(co, ...)
 	if not managed[co] then
-		return cresume(co, ...)
+		-- only skynet.coroutine's own coroutines; a dead one gives Lua's own error
+		if cstatus(co) == "dead" then
+			return cresume(co, ...)
+		end
+		return false, "cannot resume none skynet coroutine"
 	end
 	if blocked[co] then
 		return false, "cannot resume a skynet coroutine suspend by skynet framework"

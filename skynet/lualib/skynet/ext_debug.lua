@@ -291,6 +291,7 @@ end
 local function request_timer(self, ti)
 	skynet.sleep(ti)
 	self._expired = true
+	self.timeout = true -- upstream's flag: the select ended by its timeout
 	if self._waiter then
 		skynet.wakeup(self._waiter)
 	end
@@ -332,7 +333,8 @@ function request_meta:select(timeout)
 		local timer = skynet.fork(request_timer, self, timeout)
 		self._threads[timer] = true
 	end
-	return request_next, self
+	-- the fourth value closes the batch when a loop breaks out early
+	return request_next, self, nil, self
 end
 
 function api.request(obj)

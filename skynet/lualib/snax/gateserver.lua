@@ -48,7 +48,7 @@ function gateserver.start(handler)
 		maxclient = conf.maxclient or 1024
 		-- Request/response traffic: Nagle only adds latency, so on unless refused.
 		nodelay = conf.nodelay ~= false
-		skynet.error("Listen on", address, port)
+		skynet.error(string.format("Listen on %s:%d", address, port))
 		listen_id = driver.listen(address, port, conf.backlog)
 		local w = { co = coroutine.running(), id = listen_id }
 		waiting_init = w
