@@ -152,6 +152,20 @@ fn request_select_order_errors_and_timeout_flag() {
     run_lua_test("t_select");
 }
 
+/// skynet.snax with the snax config key: post/req, hotfix, unique/query, profile,
+/// enablecluster, kill; the service's init/exit see their arguments.
+#[test]
+fn snax_services() {
+    let root = common::repo_root();
+    let log = run_lua_test_with(
+        "t_snax",
+        &format!("snax = \"{}/tests/lua/?.lua\"", root.display()),
+    );
+    assert!(log.contains("INIT a 1"), "{log}");
+    assert!(log.contains("INIT u"), "{log}");
+    assert!(log.contains("EXIT bye"), "{log}");
+}
+
 #[test]
 fn init_order_and_require() {
     run_lua_test("t_init");
