@@ -166,6 +166,12 @@ fn snax_services() {
     assert!(log.contains("EXIT bye"), "{log}");
 }
 
+/// skynet.mqueue under its 2016 name: serial handling, results, errors, sends.
+#[test]
+fn mqueue_serial_calls() {
+    run_lua_test("t_mqueue");
+}
+
 #[test]
 fn init_order_and_require() {
     run_lua_test("t_init");

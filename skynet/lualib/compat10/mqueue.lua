@@ -1,0 +1,2 @@
+-- 2016 module name of skynet.mqueue.
+return require "skynet.mqueue"
