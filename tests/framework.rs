@@ -172,6 +172,32 @@ fn mqueue_serial_calls() {
     run_lua_test("t_mqueue");
 }
 
+/// The 2016 `memory` module's functions that 2016 trees call at boot
+/// (`memory.ssexpand` in bootstrap) exist and check their arguments.
+#[test]
+fn memory_2016_functions() {
+    let log = common::run_service(
+        "mem2016",
+        r#"
+local skynet = require "skynet"
+local memory = require "memory"
+skynet.start(function()
+    memory.ssexpand(4096)
+    local ok, err = pcall(memory.ssexpand, "x")
+    skynet.error("SSEXPAND", ok, tostring(err):find("number expected", 1, true) ~= nil)
+    skynet.error("PROFACTIVE", memory.profactive())
+    skynet.error("TOTAL", math.type(memory.total()), memory.total() > 0)
+    skynet.error("DONE")
+end)
+"#,
+        "DONE",
+        TIMEOUT,
+    );
+    assert!(log.contains("SSEXPAND false true"), "{log}");
+    assert!(log.contains("PROFACTIVE false"), "{log}");
+    assert!(log.contains("TOTAL integer true"), "{log}");
+}
+
 #[test]
 fn init_order_and_require() {
     run_lua_test("t_init");

@@ -39,6 +39,20 @@ unsafe extern "C-unwind" fn l_dump(_L: *mut lua_State) -> c_int {
     0
 }
 
+/// 2016 `memory.ssexpand(n)`: sized the short-string table upstream's patched Lua
+/// shared between states (the 2016 bootstrap calls it); stock Lua has none, so it
+/// only checks its argument.
+unsafe extern "C-unwind" fn l_ssexpand(L: *mut lua_State) -> c_int {
+    ffi::luaL_checkinteger(L, 1);
+    0
+}
+
+/// `profactive([on])`: jemalloc heap profiling, not available: always false.
+unsafe extern "C-unwind" fn l_false(L: *mut lua_State) -> c_int {
+    ffi::lua_pushboolean(L, 0);
+    1
+}
+
 /// `require "skynet.memory"`.
 ///
 /// # Safety
@@ -52,7 +66,10 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_memory(L: *mut lua_State) -> c_in
         (c"dumpinfo", l_dump),
         (c"dump", l_dump),
         (c"ssinfo", l_dump),
+        (c"ssexpand", l_ssexpand),
         (c"jestat", l_info),
+        (c"dumpheap", l_dump),
+        (c"profactive", l_false),
     ];
     ffi::lua_createtable(L, 0, fns.len() as c_int);
     for (name, f) in fns {
