@@ -198,6 +198,19 @@ end)
     assert!(log.contains("TOTAL integer true"), "{log}");
 }
 
+/// snax.loginserver + snax.msgserver, driven by a client written from the wire
+/// protocol with skynet.crypt (DH handshake, DES token, hmac_hash, index, sessions).
+#[test]
+fn login_and_msg_servers() {
+    let extra = format!(
+        "login_port = {}\ngate_port = {}\n",
+        common::free_port(),
+        common::free_port()
+    );
+    let log = run_lua_test_with("t_login", &extra);
+    assert!(log.contains("login server listen at : 127.0.0.1"), "{log}");
+}
+
 #[test]
 fn init_order_and_require() {
     run_lua_test("t_init");
