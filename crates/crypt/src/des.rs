@@ -179,7 +179,8 @@ fn feistel(r: u32, key: &[u8; 8]) -> u32 {
 }
 
 /// An expanded DES key: the sixteen 48-bit round keys, as eight 6-bit groups each.
-#[derive(Clone)]
+/// `Copy` (so it never has a destructor: bindings may keep one across a `longjmp`).
+#[derive(Clone, Copy)]
 pub struct DesKey {
     rounds: [[u8; 8]; 16],
 }
