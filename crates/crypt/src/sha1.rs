@@ -101,25 +101,30 @@ fn compress(state: &mut [u32; 5], block: &[u8; BLOCK_LEN]) {
         w[t] = (w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16]).rotate_left(1);
     }
     let [mut a, mut b, mut c, mut d, mut e] = *state;
-    for (t, &wt) in w.iter().enumerate() {
-        let (f, k) = match t {
-            0..=19 => ((b & c) | (!b & d), 0x5a82_7999),
-            20..=39 => (b ^ c ^ d, 0x6ed9_eba1),
-            40..=59 => ((b & c) | (b & d) | (c & d), 0x8f1b_bcdc),
-            _ => (b ^ c ^ d, 0xca62_c1d6),
-        };
-        let temp = a
-            .rotate_left(5)
-            .wrapping_add(f)
-            .wrapping_add(e)
-            .wrapping_add(k)
-            .wrapping_add(wt);
-        e = d;
-        d = c;
-        c = b.rotate_left(30);
-        b = a;
-        a = temp;
-    }
+    // One loop per 20-step stage, so each has a fixed function and constant.
+    let mut step = |f: fn(u32, u32, u32) -> u32, k: u32, w: &[u32]| {
+        for &wt in w {
+            let temp = a
+                .rotate_left(5)
+                .wrapping_add(f(b, c, d))
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(wt);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = temp;
+        }
+    };
+    step(|b, c, d| (b & c) | (!b & d), 0x5a82_7999, &w[..20]);
+    step(|b, c, d| b ^ c ^ d, 0x6ed9_eba1, &w[20..40]);
+    step(
+        |b, c, d| (b & c) | (b & d) | (c & d),
+        0x8f1b_bcdc,
+        &w[40..60],
+    );
+    step(|b, c, d| b ^ c ^ d, 0xca62_c1d6, &w[60..]);
     for (s, v) in state.iter_mut().zip([a, b, c, d, e]) {
         *s = s.wrapping_add(v);
     }
