@@ -1,7 +1,8 @@
-//! `skynet-lua`: a plain Lua 5.4 interpreter with `lsocket` and `sproto.core` built in,
-//! and the framework's Lua embedded as a `require` fallback (as in the server), so the
-//! sample's command-line client (`client/simpleclient.lua`) runs on a fresh machine
-//! that has only cargo, with no skynet tree beside it.
+//! `skynet-lua`: a plain Lua 5.4 interpreter with `lsocket`, `sproto.core` and
+//! `client.crypt` (also as `skynet.crypt`) built in, and the framework's Lua embedded
+//! as a `require` fallback (as in the server), so the sample's command-line client
+//! (`client/simpleclient.lua`) runs on a fresh machine that has only cargo, with no
+//! skynet tree beside it.
 //!
 //! Usage (a subset of the stock `lua` command):
 //!
@@ -21,7 +22,7 @@ use std::ffi::{c_int, CStr, CString};
 use std::process::ExitCode;
 
 use mlua::ffi::{self, lua_State};
-use skynet::lua::modules::{lsocket, sproto};
+use skynet::lua::modules::{crypt, lsocket, sproto};
 
 /// lua.c's message handler: string messages get a traceback; other objects are
 /// shown through `__tostring` when they have one.
@@ -111,6 +112,9 @@ fn main() -> ExitCode {
         ffi::luaL_openlibs(L);
         preload(L, c"lsocket", lsocket::luaopen_lsocket);
         preload(L, c"sproto.core", sproto::luaopen_sproto_core);
+        // Upstream's client library carries skynet.crypt under this name too.
+        preload(L, c"client.crypt", crypt::luaopen_skynet_crypt);
+        preload(L, c"skynet.crypt", crypt::luaopen_skynet_crypt);
         // The framework's Lua (sproto.lua, ...) as a fallback, like the server's.
         skynet::lua::host::append_embedded_searcher(L);
 

@@ -1,8 +1,9 @@
 //! Native Lua modules (`skynet.core`, `skynet.socketdriver`, `skynet.netpack`,
-//! `sproto.core`, ...), registered in each service's `package.preload` by
+//! `sproto.core`, `skynet.crypt`, ...), registered in each service's `package.preload` by
 //! [`crate::lua::host`]. Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
 
 pub mod core;
+pub mod crypt;
 pub mod lsocket;
 pub mod memory;
 pub mod netpack;
@@ -15,7 +16,7 @@ pub mod sproto;
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
 
-/// Modules of the socket and sproto layers, by `require` name.
+/// Modules of the socket, sproto and crypt layers, by `require` name.
 pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"skynet.netpack", netpack::luaopen_skynet_netpack),
     (c"netpack", netpack::luaopen_skynet_netpack),
@@ -26,4 +27,5 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"socketdriver", socketdriver::luaopen_skynet_socketdriver),
     (c"sproto.core", sproto::luaopen_sproto_core),
     (c"snapshot", snapshot::luaopen_snapshot),
+    (c"skynet.crypt", crypt::luaopen_skynet_crypt),
 ];

@@ -1,0 +1,2 @@
+-- 2016 module name of skynet.crypt.
+return require "skynet.crypt"
