@@ -612,15 +612,6 @@ function skynet.init_service(start)
 	end
 end
 
--- xpcall(start, traceback, ...) after the pending init functions, as a service start
--- runs them (skynet.service's cells start their main function this way).
-function skynet.pcall(start, ...)
-	return xpcall(function(...)
-		init_all()
-		return start(...)
-	end, traceback, ...)
-end
-
 function skynet.start(start_func)
 	c.callback(skynet.dispatch_message)
 	init_thread = skynet.timeout(0, function()

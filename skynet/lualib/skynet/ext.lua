@@ -37,6 +37,15 @@ local M = { source = debug.getinfo(1, "S").source }	-- used by skynet.lua
 local api = {}		-- copied into the skynet table
 M.api = api
 
+-- skynet.pcall(start, ...): xpcall(start, traceback, ...) after the pending init
+-- functions, as a service start runs them (skynet.service's cells use it).
+function api.pcall(start, ...)
+	return xpcall(function(...)
+		init_all()
+		return start(...)
+	end, traceback, ...)
+end
+
 local function noop() end
 
 -- Join the functions of m (this module or skynet/ext_debug.lua) to skynet.lua's locals
