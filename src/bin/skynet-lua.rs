@@ -117,6 +117,8 @@ fn main() -> ExitCode {
         preload(L, c"skynet.crypt", crypt::luaopen_skynet_crypt);
         // The framework's Lua (sproto.lua, ...) as a fallback, like the server's.
         skynet::lua::host::append_embedded_searcher(L);
+        // Users' C modules on package.cpath (issue 11): a clear error for a wrong Lua.
+        skynet::lua::host::wrap_c_searchers(L);
 
         // arg table: script at 0, its arguments from 1, the interpreter before
         ffi::lua_createtable(L, argv.len() as c_int, 2);

@@ -7,6 +7,10 @@
 //! table slot for modules it never requires. Files on disk win over the embedded
 //! framework: the embedded searcher runs after the standard ones, and the embedded
 //! service pattern comes last in `LUA_SERVICE`.
+//!
+//! Users' own Lua 5.4 C modules load through the standard C searchers (the binaries
+//! export the Lua C API, see build.rs and docs/C-MODULES.md); they run after
+//! `package.preload`, so a preloaded native module wins over a `.so` of the same name.
 
 use crate::context::Context;
 use libmimalloc_sys as mi;
@@ -472,6 +476,56 @@ unsafe extern "C-unwind" fn loadfile_with_embedded(L: *mut lua_State) -> c_int {
     1
 }
 
+/// Appended to a C-module load error caused by a missing Lua symbol.
+const WRONG_LUA_HINT: &str =
+    "\n\t(this program provides the Lua 5.4 C API: a missing lua_*/luaL_* \
+symbol means the module was built for another Lua version; rebuild it against Lua 5.4 headers, \
+see docs/C-MODULES.md)";
+
+/// Whether `msg` is a dlopen failure on a Lua API symbol: "undefined symbol: lua_newuserdata".
+fn missing_lua_symbol(msg: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"undefined symbol: lua";
+    msg.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+}
+
+/// `package.searchers[3]`/`[4]` (C modules): the standard searcher (upvalue 1), with a
+/// hint added to its error when a module fails to load for lack of a Lua symbol, which
+/// is how a module built for Lua 5.1/5.2/5.3 shows (`lua_newuserdata`,
+/// `lua_getuservalue`, `luaL_register` are not in 5.4's API).
+unsafe extern "C-unwind" fn c_searcher(L: *mut lua_State) -> c_int {
+    ffi::lua_settop(L, 1);
+    ffi::lua_pushvalue(L, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(L, 1);
+    if ffi::lua_pcall(L, 1, ffi::LUA_MULTRET, 0) == ffi::LUA_OK {
+        return ffi::lua_gettop(L);
+    }
+    if ffi::lua_type(L, -1) == ffi::LUA_TSTRING && to_bytes(L, -1).is_some_and(missing_lua_symbol) {
+        push_str(L, WRONG_LUA_HINT.as_bytes());
+        ffi::lua_concat(L, 2);
+    }
+    ffi::lua_error(L)
+}
+
+/// Wrap the standard C searchers (`package.searchers[3]` and `[4]`) in [`c_searcher`].
+/// They still run after `package.preload` and the Lua searcher, so the runtime's native
+/// modules (preloaded) win over a C module of the same name on `package.cpath`.
+///
+/// # Safety
+/// `L` is a valid state with the `package` library open, used by this thread only.
+pub unsafe fn wrap_c_searchers(L: *mut lua_State) {
+    ffi::lua_getglobal(L, c"package".as_ptr());
+    ffi::lua_getfield(L, -1, c"searchers".as_ptr());
+    for i in 3..=4 {
+        if ffi::lua_rawgeti(L, -1, i) == ffi::LUA_TFUNCTION {
+            ffi::lua_pushcclosure(L, c_searcher, 1);
+            ffi::lua_rawseti(L, -2, i);
+        } else {
+            ffi::lua_pop(L, 1);
+        }
+    }
+    ffi::lua_pop(L, 2);
+}
+
 /// Append the embedded framework's `lualib` to `package.searchers`, for a state outside
 /// the runtime (the sample's client interpreter, `skynet-lua`): `require "sproto"` then
 /// works with no framework tree on disk. Files on `package.path` still win.
@@ -496,6 +550,7 @@ unsafe fn install_embedded_fallback(L: *mut lua_State) {
     ffi::lua_pushcfunction(L, embedded_searcher);
     ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
     ffi::lua_pop(L, 2);
+    wrap_c_searchers(L);
     ffi::lua_getglobal(L, c"loadfile".as_ptr());
     ffi::lua_pushcclosure(L, loadfile_with_embedded, 1);
     ffi::lua_setglobal(L, c"loadfile".as_ptr());
@@ -507,6 +562,17 @@ mod tests {
 
     unsafe extern "C-unwind" fn raises_owned(L: *mut lua_State) -> c_int {
         raise_string(L, "x".repeat(5000))
+    }
+
+    #[test]
+    fn wrong_lua_version_is_recognised_by_the_missing_symbol() {
+        assert!(missing_lua_symbol(
+            b"error loading module 'cjson' from file 'x/5.3/cjson.so':\n\tx/5.3/cjson.so: \
+              undefined symbol: lua_newuserdata"
+        ));
+        assert!(missing_lua_symbol(b"m.so: undefined symbol: luaL_register"));
+        assert!(!missing_lua_symbol(b"m.so: undefined symbol: deflateInit_"));
+        assert!(!missing_lua_symbol(b"m.so: cannot open shared object file"));
     }
 
     #[test]
