@@ -20,6 +20,7 @@ use std::ffi::{c_int, CStr, CString};
 use std::process::ExitCode;
 
 use mlua::ffi::{self, lua_State};
+use skynet::lua::ffi::push_str;
 use skynet::lua::modules::{lsocket, sproto};
 
 /// lua.c's message handler: string messages get a traceback; other objects are
@@ -75,10 +76,6 @@ unsafe fn preload(L: *mut lua_State, name: &CStr, f: ffi::lua_CFunction) {
     ffi::lua_pushcfunction(L, f);
     ffi::lua_setfield(L, -2, name.as_ptr());
     ffi::lua_settop(L, -3);
-}
-
-unsafe fn push_str(L: *mut lua_State, s: &str) {
-    ffi::lua_pushlstring(L, s.as_ptr() as *const _, s.len());
 }
 
 fn main() -> ExitCode {

@@ -9,6 +9,7 @@
 //! service pattern comes last in `LUA_SERVICE`.
 
 use crate::context::Context;
+use crate::lua::ffi::{push_str, raise, to_bytes};
 use libmimalloc_sys as mi;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -231,112 +232,6 @@ pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
     (*p).handle
 }
 
-/// Raise a Lua error with `msg` (never returns). Callers must hold no values with
-/// destructors in frames this unwinds (it is a longjmp).
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe fn raise(L: *mut lua_State, msg: &str) -> ! {
-    ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
-    drop_str_and_error(L)
-}
-
-#[inline(never)]
-unsafe fn drop_str_and_error(L: *mut lua_State) -> ! {
-    ffi::lua_error(L)
-}
-
-/// Longest message [`raise_string`] keeps.
-const RAISE_MAX: usize = 1024;
-
-/// Raise an owned message. The text is copied to a stack buffer (up to 1 KiB) and the
-/// `String` dropped *before* the push, because pushing allocates and can itself raise
-/// a memory error.
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime; no other value with a destructor may
-/// be alive in the frames this unwinds.
-pub unsafe fn raise_string(L: *mut lua_State, msg: String) -> ! {
-    let mut buf = [0u8; RAISE_MAX];
-    let n = msg.len().min(RAISE_MAX);
-    buf[..n].copy_from_slice(&msg.as_bytes()[..n]);
-    drop(msg);
-    ffi::lua_pushlstring(L, buf.as_ptr() as *const c_char, n);
-    ffi::lua_error(L)
-}
-
-/// A Lua error was raised inside [`protected`]; its error object is on the stack top.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Raised;
-
-/// The body run by [`protected`].
-pub type ProtectedBody<'a> = &'a mut dyn FnMut(*mut lua_State) -> c_int;
-
-unsafe extern "C-unwind" fn protected_trampoline(L: *mut lua_State) -> c_int {
-    let body = &mut *(ffi::lua_touserdata(L, 1) as *mut ProtectedBody);
-    ffi::lua_remove(L, 1);
-    body(L)
-}
-
-/// Run `body` (which pushes results and returns how many) under `lua_pcall`, for code
-/// that must call raising Lua API functions (allocation, metamethods) while Rust values
-/// with destructors are alive: keep those values in the *caller's* frame and let the
-/// body borrow them. A raise inside the body then unwinds only to the pcall; the caller
-/// drops its values and re-raises with [`reraise`]. The body must not own such values
-/// itself. The top `nargs` values of the caller's stack are moved to the body's stack
-/// (indices 1..=nargs); it sees nothing else.
-///
-/// Returns the number of results left on top of the stack, or `Err` with the error
-/// object on top.
-///
-/// # Safety
-/// `L` must be a valid Lua state with `nargs` values pushed and two free stack slots.
-pub unsafe fn protected(
-    L: *mut lua_State,
-    nargs: c_int,
-    mut body: ProtectedBody,
-) -> Result<c_int, Raised> {
-    let base = ffi::lua_gettop(L) - nargs;
-    ffi::lua_pushcfunction(L, protected_trampoline);
-    ffi::lua_insert(L, base + 1);
-    ffi::lua_pushlightuserdata(L, &mut body as *mut ProtectedBody as *mut c_void);
-    ffi::lua_insert(L, base + 2);
-    if ffi::lua_pcall(L, nargs + 1, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
-        return Err(Raised);
-    }
-    Ok(ffi::lua_gettop(L) - base)
-}
-
-/// Re-raise the error object on top of the stack (after [`protected`] failed).
-///
-/// # Safety
-/// As [`raise`].
-pub unsafe fn reraise(L: *mut lua_State) -> ! {
-    ffi::lua_error(L)
-}
-
-/// A Lua string argument as bytes (borrowed from the Lua stack).
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(L, idx, &mut len);
-    if p.is_null() {
-        None
-    } else {
-        Some(std::slice::from_raw_parts(p as *const u8, len))
-    }
-}
-
-/// Push a Rust string.
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe fn push_str(L: *mut lua_State, s: &[u8]) {
-    ffi::lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
-}
-
 unsafe fn register_preloads(L: *mut lua_State) {
     use crate::lua::modules as m;
     let entries: &[(&CStr, ffi::lua_CFunction)] = &[
@@ -481,52 +376,4 @@ unsafe fn install_embedded_fallback(L: *mut lua_State) {
     ffi::lua_getglobal(L, c"loadfile".as_ptr());
     ffi::lua_pushcclosure(L, loadfile_with_embedded, 1);
     ffi::lua_setglobal(L, c"loadfile".as_ptr());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    unsafe extern "C-unwind" fn raises_owned(L: *mut lua_State) -> c_int {
-        raise_string(L, "x".repeat(5000))
-    }
-
-    #[test]
-    fn protected_bodies_raise_to_the_caller_not_past_it() {
-        unsafe {
-            let L = ffi::luaL_newstate();
-            // Caller-owned values stay in the caller's frame; the body borrows them.
-            let owned = vec![1u8, 2, 3];
-            let r = protected(L, 0, &mut |L| {
-                ffi::lua_pushinteger(L, owned.len() as ffi::lua_Integer);
-                1
-            });
-            assert_eq!(r, Ok(1));
-            assert_eq!(ffi::lua_tointeger(L, -1), 3);
-            ffi::lua_settop(L, 0);
-            // A raise inside comes back as Err with the error object on top.
-            let r = protected(L, 0, &mut |L| raise(L, "boom"));
-            assert!(r.is_err());
-            assert_eq!(to_bytes(L, -1), Some(&b"boom"[..]));
-            ffi::lua_settop(L, 0);
-            // Arguments move to the body's stack.
-            ffi::lua_pushinteger(L, 7);
-            ffi::lua_pushinteger(L, 8);
-            let r = protected(L, 2, &mut |L| {
-                let sum = ffi::lua_tointeger(L, 1) + ffi::lua_tointeger(L, 2);
-                ffi::lua_pushinteger(L, sum + ffi::lua_gettop(L) as ffi::lua_Integer);
-                1
-            });
-            assert_eq!(r, Ok(1));
-            assert_eq!(ffi::lua_gettop(L), 1);
-            assert_eq!(ffi::lua_tointeger(L, 1), 17);
-            ffi::lua_settop(L, 0);
-            // raise_string keeps at most RAISE_MAX bytes.
-            ffi::lua_pushcfunction(L, raises_owned);
-            assert_ne!(ffi::lua_pcall(L, 0, 0, 0), ffi::LUA_OK);
-            assert_eq!(to_bytes(L, -1).map(|b| b.len()), Some(RAISE_MAX));
-            drop(owned);
-            ffi::lua_close(L);
-        }
-    }
 }

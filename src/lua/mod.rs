@@ -1,8 +1,10 @@
 #![allow(non_snake_case)] // `L` is the Lua C API convention for a lua_State.
 //! The Lua host: Lua 5.4 states for snlua services ([`host`]), the Lua framework
-//! embedded in the binary ([`embedded`]) and the native modules ([`modules`]).
+//! embedded in the binary ([`embedded`]), the native modules ([`modules`]) and the raw
+//! C API helpers they share ([`ffi`], a leaf without the runtime).
 
 pub mod codecache;
 pub mod embedded;
+pub mod ffi;
 pub mod host;
 pub mod modules;

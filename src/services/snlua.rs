@@ -11,7 +11,8 @@
 
 use crate::context::Context;
 use crate::lua::embedded;
-use crate::lua::host::{push_str, LuaService, Shared};
+use crate::lua::ffi::{push_str, to_bytes};
+use crate::lua::host::{LuaService, Shared};
 use crate::message::{payload_from, ptype, Message};
 use crate::runtime;
 use crate::services::NativeService;
@@ -77,12 +78,9 @@ unsafe fn set_global(L: *mut lua_State, name: &CStr, value: Option<&str>) {
 }
 
 unsafe fn error_text(L: *mut lua_State) -> String {
-    let mut len = 0;
-    let p = ffi::lua_tolstring(L, -1, &mut len);
-    if p.is_null() {
-        "(error object is not a string)".into()
-    } else {
-        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    match to_bytes(L, -1) {
+        Some(b) => String::from_utf8_lossy(b).into_owned(),
+        None => "(error object is not a string)".into(),
     }
 }
 

@@ -6,7 +6,8 @@
 //! that ends before any raise.
 
 use crate::command;
-use crate::lua::host::{lua_service, push_str, raise, raise_string, to_bytes, LuaService};
+use crate::lua::ffi::{push_str, raise, raise_string, to_bytes, type_name};
+use crate::lua::host::{lua_service, LuaService};
 use crate::lua::modules::seri;
 use crate::message::ptype;
 use crate::runtime::{self, SendError};
@@ -16,12 +17,6 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 #[inline]
 unsafe fn svc<'a>(L: *mut lua_State) -> &'a mut LuaService {
     &mut *(ffi::lua_touserdata(L, ffi::lua_upvalueindex(1)) as *mut LuaService)
-}
-
-unsafe fn type_name(L: *mut lua_State, idx: c_int) -> &'static str {
-    CStr::from_ptr(ffi::lua_typename(L, ffi::lua_type(L, idx)))
-        .to_str()
-        .unwrap_or("?")
 }
 
 /// Where a send goes.

@@ -24,6 +24,7 @@
 use std::ffi::{c_int, CStr};
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use crate::lua::ffi::{check_bytes, protected, push_str, reraise};
 use mlua::ffi::{self, lua_State};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::os::fd::IntoRawFd;
@@ -42,7 +43,7 @@ unsafe fn check_sock(L: *mut lua_State, idx: c_int) -> *mut Sock {
 /// Push `nil, msg`; returns 2.
 unsafe fn push_fail(L: *mut lua_State, msg: &str) -> c_int {
     ffi::lua_pushnil(L);
-    ffi::lua_pushlstring(L, msg.as_ptr() as *const _, msg.len());
+    push_str(L, msg);
     2
 }
 
@@ -78,23 +79,17 @@ fn start_connect(host: &str, port: u16) -> std::io::Result<c_int> {
     Ok(sock.into_raw_fd())
 }
 
-unsafe fn arg_bytes<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::luaL_checklstring(L, idx, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// `connect([type,] address, port)`.
 unsafe extern "C-unwind" fn lconnect(L: *mut lua_State) -> c_int {
     let mut base = 1;
     if ffi::lua_gettop(L) >= 3 {
-        if arg_bytes(L, 1) != b"tcp" {
+        if check_bytes(L, 1) != b"tcp" {
             return push_fail(L, "only tcp sockets are supported");
         }
         base = 2;
     }
     let port = ffi::luaL_checkinteger(L, base + 1);
-    let host = arg_bytes(L, base);
+    let host = check_bytes(L, base);
     if !(0..=65535).contains(&port) {
         return push_fail(L, "invalid port");
     }
@@ -200,7 +195,7 @@ unsafe extern "C-unwind" fn lselect(L: *mut lua_State) -> c_int {
     // Building the result tables allocates (may raise): protected, with the argument
     // tables handed to the body; the index lists are dropped here either way.
     ffi::lua_settop(L, 2);
-    let r = crate::lua::host::protected(L, 2, &mut |L| {
+    let r = protected(L, 2, &mut |L| {
         for (list, arg) in [(&rready, 1), (&wready, 2)] {
             ffi::lua_createtable(L, list.len() as c_int, 0);
             for (k, i) in list.iter().enumerate() {
@@ -211,7 +206,7 @@ unsafe extern "C-unwind" fn lselect(L: *mut lua_State) -> c_int {
         2
     });
     drop((reads, writes, rready, wready));
-    r.unwrap_or_else(|_| crate::lua::host::reraise(L))
+    r.unwrap_or_else(|_| reraise(L))
 }
 
 /// `sock:recv([size])`.

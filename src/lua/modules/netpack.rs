@@ -21,6 +21,7 @@ use std::ffi::{c_int, CStr};
 
 use mlua::ffi::{self, lua_State};
 
+use crate::lua::ffi::{new_lib, push_str};
 use crate::message::{payload_alloc, payload_free};
 use crate::socket::{
     SocketMessage, HEADER_SIZE, SOCKET_ACCEPT, SOCKET_CLOSE, SOCKET_CONNECT, SOCKET_DATA,
@@ -184,10 +185,6 @@ unsafe fn new_queue(L: *mut lua_State) -> *mut Queue {
     q
 }
 
-unsafe fn push_bytes(L: *mut lua_State, b: &[u8]) {
-    ffi::lua_pushlstring(L, b.as_ptr() as *const _, b.len());
-}
-
 unsafe fn push_packet(L: *mut lua_State, p: Packet) {
     ffi::lua_pushinteger(L, p.fd as ffi::lua_Integer);
     ffi::lua_pushlightuserdata(L, p.buf as *mut _);
@@ -246,14 +243,14 @@ unsafe extern "C-unwind" fn lfilter(L: *mut lua_State) -> c_int {
         SOCKET_ACCEPT => {
             ffi::lua_pushstring(L, c"open".as_ptr());
             ffi::lua_pushinteger(L, m.ud as _);
-            push_bytes(L, text);
+            push_str(L, text);
             4
         }
         SOCKET_ERROR => {
             q.partial.remove(&m.id);
             ffi::lua_pushstring(L, c"error".as_ptr());
             ffi::lua_pushinteger(L, m.id as _);
-            push_bytes(L, text);
+            push_str(L, text);
             4
         }
         SOCKET_WARNING => {
@@ -265,7 +262,7 @@ unsafe extern "C-unwind" fn lfilter(L: *mut lua_State) -> c_int {
         SOCKET_CONNECT => {
             ffi::lua_pushstring(L, c"init".as_ptr());
             ffi::lua_pushinteger(L, m.id as _);
-            push_bytes(L, text);
+            push_str(L, text);
             ffi::lua_pushinteger(L, m.ud as _);
             5
         }
@@ -350,15 +347,6 @@ unsafe extern "C-unwind" fn ltostring(L: *mut lua_State) -> c_int {
     ffi::lua_pushlstring(L, p as *const _, sz);
     payload_free(p);
     1
-}
-
-/// Push a table of `(name, function)` pairs.
-pub(crate) unsafe fn new_lib(L: *mut lua_State, funcs: &[(&CStr, ffi::lua_CFunction)]) {
-    ffi::lua_createtable(L, 0, funcs.len() as c_int);
-    for (name, f) in funcs {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
-    }
 }
 
 /// `require "skynet.netpack"` (also registered as `netpack`).

@@ -5,7 +5,8 @@
 //! (from another thread) can arm its hook on the right coroutine. Timing costs one
 //! table lookup per resume unless the coroutine is being profiled.
 
-use crate::lua::host::{lua_service, raise, LuaService};
+use crate::lua::ffi::{raise, raise_string};
+use crate::lua::host::{lua_service, LuaService};
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
@@ -57,7 +58,7 @@ unsafe extern "C-unwind" fn l_start(L: *mut lua_State) -> c_int {
     ffi::lua_pushvalue(L, co);
     if ffi::lua_rawget(L, -2) != ffi::LUA_TNIL {
         let p = ffi::lua_topointer(L, co);
-        crate::lua::host::raise_string(L, format!("Thread {p:p} start profile more than once"));
+        raise_string(L, format!("Thread {p:p} start profile more than once"));
     }
     ffi::lua_pop(L, 1);
     ffi::lua_pushvalue(L, co);

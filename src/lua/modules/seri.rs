@@ -44,17 +44,17 @@
 #![allow(non_snake_case)]
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::mem::ManuallyDrop;
 
+use crate::lua::ffi::{push_str, raise, raise_owned, type_name_of};
 use mlua::ffi::{
     luaL_checkinteger, luaL_getmetafield, lua_State, lua_absindex, lua_checkstack, lua_copy,
     lua_createtable, lua_error, lua_gettop, lua_isinteger, lua_isnoneornil, lua_next, lua_pcall,
-    lua_pop, lua_pushboolean, lua_pushinteger, lua_pushlightuserdata, lua_pushlstring, lua_pushnil,
-    lua_pushnumber, lua_pushvalue, lua_rawgeti, lua_rawlen, lua_rawset, lua_rawseti, lua_settop,
-    lua_toboolean, lua_tointegerx, lua_tolstring, lua_tonumberx, lua_touserdata, lua_type,
-    lua_typename, LUA_MINSTACK, LUA_OK, LUA_TBOOLEAN, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNUMBER,
-    LUA_TSTRING, LUA_TTABLE,
+    lua_pop, lua_pushboolean, lua_pushinteger, lua_pushlightuserdata, lua_pushnil, lua_pushnumber,
+    lua_pushvalue, lua_rawgeti, lua_rawlen, lua_rawset, lua_rawseti, lua_settop, lua_toboolean,
+    lua_tointegerx, lua_tolstring, lua_tonumberx, lua_touserdata, lua_type, LUA_MINSTACK, LUA_OK,
+    LUA_TBOOLEAN, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 };
 
 const TYPE_NIL: u8 = 0;
@@ -146,14 +146,6 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) -> PackResult {
     Ok(())
 }
 
-unsafe fn type_name(L: *mut lua_State, t: c_int) -> String {
-    let p = lua_typename(L, t);
-    if p.is_null() {
-        return "?".to_owned();
-    }
-    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-}
-
 /// Encode the value at absolute index `idx`, which sits at table depth `depth`.
 unsafe fn pack_one(L: *mut lua_State, out: &mut Vec<u8>, idx: c_int, depth: u32) -> PackResult {
     if depth > MAX_DEPTH {
@@ -188,7 +180,7 @@ unsafe fn pack_one(L: *mut lua_State, out: &mut Vec<u8>, idx: c_int, depth: u32)
         t => {
             return Err(PackError::Msg(format!(
                 "Unsupport type {} to serialize",
-                type_name(L, t)
+                type_name_of(L, t)
             )))
         }
     }
@@ -288,7 +280,7 @@ unsafe fn error_object_string(L: *mut lua_State, idx: c_int) -> String {
             lua_pop(L, 1);
             s
         }
-        t => format!("(error object is a {} value)", type_name(L, t)),
+        t => format!("(error object is a {} value)", type_name_of(L, t)),
     }
 }
 
@@ -347,25 +339,10 @@ fn return_scratch(buf: ManuallyDrop<Vec<u8>>) {
     }
 }
 
-/// Push `msg` and raise it. Nothing with a destructor is alive when `lua_error` runs.
-unsafe fn raise_msg(L: *mut lua_State, msg: String) -> ! {
-    {
-        let m = ManuallyDrop::new(msg);
-        lua_pushlstring(L, m.as_ptr() as *const c_char, m.len());
-        drop(ManuallyDrop::into_inner(m));
-    }
-    lua_error(L)
-}
-
-unsafe fn raise_str(L: *mut lua_State, msg: &'static str) -> ! {
-    lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
-    lua_error(L)
-}
-
 /// Raise a packing error; for `Raised` the error object is already on top.
 unsafe fn raise_pack_error(L: *mut lua_State, e: PackError) -> ! {
     match e {
-        PackError::Msg(m) => raise_msg(L, m),
+        PackError::Msg(m) => raise_owned(L, m),
         PackError::Raised => lua_error(L),
     }
 }
@@ -406,7 +383,7 @@ pub unsafe extern "C-unwind" fn l_packstring(L: *mut lua_State) -> c_int {
     let r = pack_range(L, 1, n, &mut buf);
     match r {
         Ok(()) => {
-            lua_pushlstring(L, buf.as_ptr() as *const c_char, buf.len());
+            push_str(L, buf.as_slice());
             return_scratch(buf);
             1
         }
@@ -505,7 +482,7 @@ unsafe fn push_value(L: *mut lua_State, r: &mut Reader<'_>, depth: u32) -> ReadR
         }
         TYPE_SHORT_STRING => {
             let s = r.take(cookie as usize)?;
-            lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
+            push_str(L, s);
         }
         TYPE_LONG_STRING => {
             let len = match cookie {
@@ -514,7 +491,7 @@ unsafe fn push_value(L: *mut lua_State, r: &mut Reader<'_>, depth: u32) -> ReadR
                 _ => return Err(ReadError::Invalid("bad long string length size")),
             };
             let s = r.take(len)?;
-            lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
+            push_str(L, s);
         }
         TYPE_TABLE => push_table(L, r, cookie, depth)?,
         _ => return Err(ReadError::Invalid("bad type")),
@@ -636,7 +613,7 @@ pub unsafe extern "C-unwind" fn l_unpack(L: *mut lua_State) -> c_int {
         let ptr = lua_touserdata(L, 1) as *const u8;
         let sz = luaL_checkinteger(L, 2);
         if sz < 0 {
-            raise_str(L, "deserialize invalid size");
+            raise(L, "deserialize invalid size");
         }
         (ptr, sz as usize)
     };
@@ -644,13 +621,13 @@ pub unsafe extern "C-unwind" fn l_unpack(L: *mut lua_State) -> c_int {
         return 0;
     }
     if ptr.is_null() {
-        raise_str(L, "deserialize null pointer");
+        raise(L, "deserialize null pointer");
     }
     // Keep only the input (a string stays anchored at index 1 while we read it).
     lua_settop(L, 1);
     let data = std::slice::from_raw_parts(ptr, len);
     match unpack_values(L, data) {
         Ok(n) => n,
-        Err(m) => raise_msg(L, m),
+        Err(m) => raise_owned(L, m),
     }
 }

@@ -8,7 +8,7 @@
 //! in a Lua table (no recursion, so deep structures cannot overflow the C stack), and
 //! every object is described once.
 
-use crate::lua::host::push_str;
+use crate::lua::ffi::push_str;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
 

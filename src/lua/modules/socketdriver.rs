@@ -27,8 +27,9 @@ use std::sync::Arc;
 
 use mlua::ffi::{self, lua_State};
 
-use super::netpack::new_lib;
-use crate::lua::host::{protected, reraise};
+use crate::lua::ffi::{
+    check_bytes, new_lib, protected, push_str, raise, raise_string, reraise, to_bytes,
+};
 use crate::message::payload_free;
 use crate::socket::{
     sys, udp_address_decode, Buffer, SocketMessage, SocketServer, HEADER_SIZE, SOCKET_UDP,
@@ -48,34 +49,15 @@ fn server() -> &'static Arc<SocketServer> {
 
 /// Raise `msg` as a Lua error. Only call with no destructor-bearing value alive.
 unsafe fn fail(L: *mut lua_State, msg: &str) -> ! {
-    crate::lua::host::raise(L, msg)
+    raise(L, msg)
 }
 
 // ---------------------------------------------------------------- helpers
 
-unsafe fn push_bytes(L: *mut lua_State, b: &[u8]) {
-    ffi::lua_pushlstring(L, b.as_ptr() as *const _, b.len());
-}
-
-unsafe fn arg_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
-    if ffi::lua_type(L, idx) != ffi::LUA_TSTRING && ffi::lua_type(L, idx) != ffi::LUA_TNUMBER {
-        return None;
-    }
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(L, idx, &mut len);
-    Some(std::slice::from_raw_parts(p as *const u8, len))
-}
-
-unsafe fn check_str<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::luaL_checklstring(L, idx, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
-}
-
 /// `(addr [, port])` at `idx`: host text (on the stack) and port (§3.1).
 /// Errors are returned as messages to raise by the caller.
 unsafe fn address<'a>(L: *mut lua_State, idx: c_int) -> Result<(&'a str, u16), String> {
-    let a = check_str(L, idx);
+    let a = check_bytes(L, idx);
     let a = std::str::from_utf8(a).map_err(|_| "Invalid address".to_string())?;
     if ffi::lua_isnoneornil(L, idx + 1) != 0 {
         let (host, port) = if let Some(rest) = a.strip_prefix('[') {
@@ -111,7 +93,7 @@ macro_rules! addr_or_raise {
     ($L:expr, $idx:expr) => {
         match address($L, $idx) {
             Ok(v) => v,
-            Err(msg) => crate::lua::host::raise_string($L, msg),
+            Err(msg) => raise_string($L, msg),
         }
     };
 }
@@ -123,7 +105,7 @@ unsafe fn check_id(L: *mut lua_State, idx: c_int) -> i32 {
 /// The data argument(s) of `send`/`lsend`/`udp_send` starting at `idx` (§3.2).
 unsafe fn send_buffer<'a>(L: *mut lua_State, idx: c_int) -> Result<Buffer<'a>, &'static str> {
     match ffi::lua_type(L, idx) {
-        ffi::LUA_TSTRING => Ok(Buffer::Slice(arg_bytes(L, idx).unwrap())),
+        ffi::LUA_TSTRING => Ok(Buffer::Slice(to_bytes(L, idx).unwrap())),
         ffi::LUA_TLIGHTUSERDATA => {
             let p = ffi::lua_touserdata(L, idx) as *mut u8;
             if ffi::lua_isinteger(L, idx + 1) == 0 {
@@ -158,7 +140,7 @@ unsafe fn send_buffer<'a>(L: *mut lua_State, idx: c_int) -> Result<Buffer<'a>, &
                 ffi::luaL_addvalue(&mut lb);
             }
             ffi::luaL_pushresult(&mut lb);
-            Ok(Buffer::Slice(arg_bytes(L, -1).unwrap_or(&[])))
+            Ok(Buffer::Slice(to_bytes(L, -1).unwrap_or(&[])))
         }
         _ => Err("Unsupported send data type"),
     }
@@ -316,7 +298,7 @@ unsafe extern "C-unwind" fn ludp_listen(L: *mut lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn ludp_send(L: *mut lua_State) -> c_int {
     let id = check_id(L, 1);
-    let addr = check_str(L, 2);
+    let addr = check_bytes(L, 2);
     let ok = match send_buffer(L, 3) {
         Ok(b) => server().udp_send(id, addr, b),
         Err(msg) => fail(L, msg),
@@ -326,7 +308,7 @@ unsafe extern "C-unwind" fn ludp_send(L: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn ludp_address(L: *mut lua_State) -> c_int {
-    let a = check_str(L, 1);
+    let a = check_bytes(L, 1);
     match udp_address_decode(a) {
         Some(sa) => {
             // Formatted on the stack: the push may raise, so no heap String here.
@@ -334,7 +316,7 @@ unsafe extern "C-unwind" fn ludp_address(L: *mut lua_State) -> c_int {
             let mut w = &mut text[..];
             let _ = std::io::Write::write_fmt(&mut w, format_args!("{}", sa.ip()));
             let n = 64 - w.len();
-            push_bytes(L, &text[..n]);
+            push_str(L, &text[..n]);
             ffi::lua_pushinteger(L, sa.port() as _);
             2
         }
@@ -343,7 +325,7 @@ unsafe extern "C-unwind" fn ludp_address(L: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn lresolve(L: *mut lua_State) -> c_int {
-    let host = std::str::from_utf8(check_str(L, 1)).unwrap_or("");
+    let host = std::str::from_utf8(check_bytes(L, 1)).unwrap_or("");
     let ips: Vec<String> = match sys::resolve(host, 0, false, false) {
         Ok(addrs) => {
             let mut ips = Vec::with_capacity(addrs.len());
@@ -355,13 +337,13 @@ unsafe extern "C-unwind" fn lresolve(L: *mut lua_State) -> c_int {
             }
             ips
         }
-        Err(msg) => crate::lua::host::raise_string(L, msg),
+        Err(msg) => raise_string(L, msg),
     };
     // Table building allocates (may raise): protected, `ips` is dropped here either way.
     let r = protected(L, 0, &mut |L| {
         ffi::lua_createtable(L, ips.len() as c_int, 0);
         for (n, ip) in ips.iter().enumerate() {
-            push_bytes(L, ip.as_bytes());
+            push_str(L, ip.as_bytes());
             ffi::lua_rawseti(L, -2, n as ffi::lua_Integer + 1);
         }
         1
@@ -376,7 +358,7 @@ unsafe fn set_int(L: *mut lua_State, k: &CStr, v: i64) {
 }
 
 unsafe fn set_str(L: *mut lua_State, k: &CStr, v: &str) {
-    push_bytes(L, v.as_bytes());
+    push_str(L, v.as_bytes());
     ffi::lua_setfield(L, -2, k.as_ptr());
 }
 
@@ -629,7 +611,7 @@ unsafe extern "C-unwind" fn lclear(L: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn lreadline(L: *mut lua_State) -> c_int {
     let b = check_buffer(L, 1);
     let check_only = ffi::lua_type(L, 2) != ffi::LUA_TTABLE;
-    let sep = check_str(L, 3);
+    let sep = check_bytes(L, 3);
     let Some(pos) = b.find(sep) else { return 0 };
     if check_only {
         ffi::lua_pushboolean(L, 1);
@@ -647,7 +629,7 @@ unsafe extern "C-unwind" fn ldrop(L: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn lstr2p(L: *mut lua_State) -> c_int {
-    let s = check_str(L, 1);
+    let s = check_bytes(L, 1);
     let p = crate::message::payload_from(s);
     ffi::lua_pushlightuserdata(L, p as *mut _);
     ffi::lua_pushinteger(L, s.len() as _);
@@ -655,10 +637,10 @@ unsafe extern "C-unwind" fn lstr2p(L: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn lheader(L: *mut lua_State) -> c_int {
-    let s = check_str(L, 1);
+    let s = check_bytes(L, 1);
     if s.is_empty() || s.len() > 4 {
         let msg = format!("Invalid read {}", String::from_utf8_lossy(s));
-        crate::lua::host::raise_string(L, msg);
+        raise_string(L, msg);
     }
     let v = s.iter().fold(0u64, |acc, &c| acc << 8 | c as u64);
     ffi::lua_pushinteger(L, v as _);

@@ -27,11 +27,12 @@
 //! own Lua state on any thread) can load a schema saved by another. Saved schemas are
 //! never freed; `Sproto` is immutable and `Sync`.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::fmt::Write as _;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::lua::ffi::{push_str, raise_string, to_bytes, type_name};
 use mlua::ffi::{self, lua_State};
 use sproto::{
     ArrayReader, ArrayWriter, Container, Error, Field, FieldType, FieldValue, FieldWriter, Sproto,
@@ -79,7 +80,7 @@ fn leak_proto(sp: Sproto) -> *mut LuaProto {
 
 /// Raises `msg` as a Lua error; `msg` is dropped before the push and the `longjmp`.
 unsafe fn raise(L: *mut lua_State, msg: String) -> ! {
-    crate::lua::host::raise_string(L, msg)
+    raise_string(L, msg)
 }
 
 /// Raises a codec error.
@@ -89,20 +90,8 @@ unsafe fn raise_err(L: *mut lua_State, e: Error) -> ! {
     raise(L, msg)
 }
 
-unsafe fn type_name(L: *mut lua_State, idx: c_int) -> &'static str {
-    CStr::from_ptr(ffi::luaL_typename(L, idx))
-        .to_str()
-        .unwrap_or("?")
-}
-
 unsafe fn bytes_at<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(L, idx, &mut len);
-    if p.is_null() {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p as *const u8, len)
-    }
+    to_bytes(L, idx).unwrap_or(&[])
 }
 
 /// The schema lightuserdata at `idx` (raises if absent).
@@ -190,7 +179,7 @@ unsafe fn upvalue_buffer(L: *mut lua_State) -> *mut Buffer {
 /// Pushes the buffer contents as a string; drops oversized capacity afterwards.
 unsafe fn push_buffer_string(L: *mut lua_State, b: *mut Buffer) {
     let bytes = &mut (*b).bytes;
-    ffi::lua_pushlstring(L, bytes.as_ptr() as *const c_char, bytes.len());
+    push_str(L, bytes.as_slice());
     if bytes.capacity() > 1 << 20 {
         *bytes = Vec::new();
     }
@@ -506,7 +495,7 @@ unsafe fn push_field_value(
         FieldValue::Boolean(b) => ffi::lua_pushboolean(L, b as c_int),
         FieldValue::Double(d) => ffi::lua_pushnumber(L, d),
         FieldValue::Bytes(b) => {
-            ffi::lua_pushlstring(L, b.as_ptr() as *const c_char, b.len());
+            push_str(L, b);
         }
         FieldValue::Struct(r) => push_struct(L, r)?,
         FieldValue::Array(reader) => push_array(L, field, reader)?,
@@ -549,7 +538,7 @@ unsafe fn push_array(
             ffi::lua_createtable(L, 0, 0);
             for (i, b) in blobs.enumerate() {
                 let b = b?;
-                ffi::lua_pushlstring(L, b.as_ptr() as *const c_char, b.len());
+                push_str(L, b);
                 ffi::lua_rawseti(L, -2, i as i64 + 1);
             }
         }
@@ -763,7 +752,7 @@ unsafe extern "C-unwind" fn lprotocol(L: *mut lua_State) -> c_int {
     let Some(i) = found else { return 0 };
     let p = &proto.sp.protocols()[i];
     if by_tag {
-        ffi::lua_pushlstring(L, p.name().as_ptr() as *const c_char, p.name().len());
+        push_str(L, p.name());
     } else {
         ffi::lua_pushinteger(L, p.tag() as i64);
     }
@@ -788,7 +777,7 @@ unsafe fn push_scalar_default(L: *mut lua_State, sp: &Sproto, f: &Field) {
         }
         FieldType::Struct(i) => {
             let n = sp.type_at(i).name();
-            ffi::lua_pushlstring(L, n.as_ptr() as *const c_char, n.len());
+            push_str(L, n);
         }
     }
 }
@@ -869,7 +858,7 @@ unsafe extern "C-unwind" fn lparse(L: *mut lua_State) -> c_int {
     };
     match sproto::parse(text, chunk) {
         Ok(bundle) => {
-            ffi::lua_pushlstring(L, bundle.as_ptr() as *const c_char, bundle.len());
+            push_str(L, &bundle);
             drop(bundle);
             1
         }
