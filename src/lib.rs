@@ -29,6 +29,7 @@ pub mod lua;
 pub mod message;
 pub mod mq;
 pub mod runtime;
+pub mod sample;
 pub mod scheduler;
 pub mod services;
 pub mod socket;

@@ -44,7 +44,7 @@ pub fn run(path: &str) -> Result<(), String> {
         Ok(h) if (0..=255).contains(&h) => h as u32,
         _ => return Err("Invalid config key harbor: must be an integer in [0,255]".into()),
     };
-    crate::services::package::frame_timeout_cs(env::get("frame_timeout").as_deref())?;
+    crate::sample::package::frame_timeout_cs(env::get("frame_timeout").as_deref())?;
     env::get_or_default("cpath", "./cservice/?.so");
     let bootstrap = env::get_or_default("bootstrap", "snlua bootstrap");
     let logservice = env::get_or_default("logservice", "logger");

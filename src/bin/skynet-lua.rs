@@ -1,6 +1,6 @@
-//! `skynet-lua`: a plain Lua 5.4 interpreter with `lsocket` and `sproto.core` built in,
-//! so the sample's command-line client (`client/simpleclient.lua`) runs on a fresh
-//! machine that has only cargo.
+//! `skynet-lua`: the sample's client interpreter. A plain Lua 5.4 interpreter with
+//! `lsocket` (`src/sample/`) and `sproto.core` built in, so the sample's command-line
+//! client (`client/simpleclient.lua`) runs on a fresh machine that has only cargo.
 //!
 //! Usage (a subset of the stock `lua` command):
 //!
@@ -21,7 +21,8 @@ use std::process::ExitCode;
 
 use mlua::ffi::{self, lua_State};
 use skynet::lua::ffi::push_str;
-use skynet::lua::modules::{lsocket, sproto};
+use skynet::lua::modules::sproto;
+use skynet::sample::lsocket;
 
 /// lua.c's message handler: string messages get a traceback; other objects are
 /// shown through `__tostring` when they have one.

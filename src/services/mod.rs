@@ -12,7 +12,6 @@ use std::sync::Arc;
 pub mod gate;
 pub mod harbor;
 pub mod logger;
-pub mod package;
 pub mod snlua;
 
 /// A service implemented in Rust.
@@ -39,7 +38,7 @@ pub fn create(name: &str) -> Option<Box<dyn NativeService>> {
         "logger" => Some(Box::new(logger::Logger::new())),
         "harbor" => Some(Box::new(harbor::Harbor::new())),
         "gate" => Some(Box::new(gate::Gate::new())),
-        "package" => Some(Box::new(package::Package::new())),
+        "package" => Some(Box::new(crate::sample::package::Package::new())),
         _ => None,
     }
 }

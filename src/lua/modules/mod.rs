@@ -3,7 +3,6 @@
 //! [`crate::lua::host`]. Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
 
 pub mod core;
-pub mod lsocket;
 pub mod memory;
 pub mod netpack;
 pub mod profile;
