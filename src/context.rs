@@ -18,12 +18,30 @@
 use crate::cache_line::CacheLine;
 use crate::message::{ptype, Message};
 use crate::mq::MessageQueue;
-use crate::services::NativeService;
 use parking_lot::Mutex;
 use std::cell::UnsafeCell;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A service implemented in Rust (upstream: a C service module's create/init/signal).
+///
+/// The runtime calls `init` once on the launching thread, then `dispatch` for each
+/// message, never concurrently for one service (a service's queue is held by one
+/// worker at a time), so implementations need no locking of their own. They reach the
+/// runtime through [`crate::api`].
+pub trait NativeService: Send {
+    /// `param` is the text after the module name (None when there was no delimiter).
+    fn init(&mut self, ctx: &Arc<Context>, param: Option<&str>) -> Result<(), String>;
+
+    /// Handle one message. Return `true` when the service took ownership of
+    /// `msg.data` (kept or forwarded it); otherwise the runtime frees it.
+    fn dispatch(&mut self, ctx: &Arc<Context>, msg: &mut Message) -> bool;
+
+    /// The `SIGNAL` command.
+    fn signal(&mut self, _ctx: &Arc<Context>, _sig: i32) {}
+}
 
 /// A multiply-shift hasher for the (source, session) keys of pending requests.
 #[derive(Default)]
@@ -47,24 +65,26 @@ fn request_key(source: u32, session: i32) -> u64 {
     ((source as u64) << 32) | session as u32 as u64
 }
 
+/// One service. To services (through [`crate::api`]) an opaque token with two methods,
+/// [`Context::handle`] and [`Context::new_session`]; the rest is the runtime's.
 pub struct Context {
     handle: u32,
     /// Written by every sender: kept off the line of the fields its holder touches.
-    pub queue: CacheLine<MessageQueue>,
+    pub(crate) queue: CacheLine<MessageQueue>,
     service: UnsafeCell<Option<Box<dyn NativeService>>>,
     pending: UnsafeCell<PendingSet>,
     session: AtomicI32,
     retired: AtomicBool,
     endless: AtomicBool,
     /// Nanoseconds spent in this service's callbacks.
-    pub cpu_ns: AtomicU64,
+    pub(crate) cpu_ns: AtomicU64,
     /// Start of the callback now running (runtime clock ns), 0 when idle.
-    pub running_since: AtomicU64,
-    pub message_count: AtomicU64,
+    pub(crate) running_since: AtomicU64,
+    pub(crate) message_count: AtomicU64,
     logging: AtomicBool,
-    pub logfile: Mutex<Option<std::fs::File>>,
+    pub(crate) logfile: Mutex<Option<std::fs::File>>,
     /// The module's `SIGNAL` entry, callable from any thread.
-    pub signal_handler: std::sync::OnceLock<Box<dyn Fn(i32) + Send + Sync>>,
+    pub(crate) signal_handler: std::sync::OnceLock<Box<dyn Fn(i32) + Send + Sync>>,
 }
 
 // SAFETY: the UnsafeCell fields are only accessed by the single thread that holds the
@@ -79,7 +99,7 @@ impl crate::handle::Handled for Context {
 }
 
 impl Context {
-    pub fn new(handle: u32) -> Context {
+    pub(crate) fn new(handle: u32) -> Context {
         Context {
             handle,
             queue: CacheLine(MessageQueue::new()),
@@ -113,7 +133,7 @@ impl Context {
         }
     }
 
-    pub fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }
 
@@ -121,15 +141,15 @@ impl Context {
         self.retired.store(true, Ordering::Release);
     }
 
-    pub fn set_endless(&self) {
+    pub(crate) fn set_endless(&self) {
         self.endless.store(true, Ordering::Relaxed);
     }
 
-    pub fn take_endless(&self) -> bool {
+    pub(crate) fn take_endless(&self) -> bool {
         self.endless.swap(false, Ordering::Relaxed)
     }
 
-    pub fn set_logging(&self, on: bool) {
+    pub(crate) fn set_logging(&self, on: bool) {
         self.logging.store(on, Ordering::Release);
     }
 

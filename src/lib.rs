@@ -18,6 +18,7 @@
 //! | [`lua`] | the Lua host and native Lua modules |
 //! | [`services`] | native services: logger, snlua, harbor, gate |
 
+pub mod api;
 pub mod cache_line;
 pub mod command;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod handle;
 pub mod lua;
 pub mod message;
 pub mod mq;
+pub mod remote;
 pub mod runtime;
 pub mod sample;
 pub mod scheduler;

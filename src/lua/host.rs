@@ -8,7 +8,7 @@
 //! framework: the embedded searcher runs after the standard ones, and the embedded
 //! service pattern comes last in `LUA_SERVICE`.
 
-use crate::context::Context;
+use crate::api::Context;
 use crate::lua::ffi::{push_str, raise, to_bytes};
 use libmimalloc_sys as mi;
 use mlua::ffi::{self, lua_State};
@@ -62,12 +62,10 @@ unsafe extern "C" fn lua_alloc(
     let report = st.report.load(Ordering::Relaxed);
     if now > report {
         st.report.store(report * 2, Ordering::Relaxed);
-        if let Some(rt) = crate::runtime::try_get() {
-            rt.log(
-                st.handle,
-                &format!("Memory warning {:.2} M", now as f64 / (1024.0 * 1024.0)),
-            );
-        }
+        crate::api::log(
+            st.handle,
+            &format!("Memory warning {:.2} M", now as f64 / (1024.0 * 1024.0)),
+        );
     }
     p
 }

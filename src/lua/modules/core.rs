@@ -5,12 +5,10 @@
 //! Raising a Lua error is a longjmp, so each function does its Rust work in a scope
 //! that ends before any raise.
 
-use crate::command;
+use crate::api::{self, ptype, SendError};
 use crate::lua::ffi::{push_str, raise, raise_string, to_bytes, type_name};
 use crate::lua::host::{lua_service, LuaService};
 use crate::lua::modules::seri;
-use crate::message::ptype;
-use crate::runtime::{self, SendError};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, c_void, CStr};
 
@@ -81,11 +79,13 @@ unsafe fn send_common(L: *mut lua_State, source_idx: Option<c_int>, first: c_int
                 }
                 _ => return Err(format!("invalid param {}", type_name(L, first + 2))),
             };
-            let rt = runtime::get();
+            // SAFETY: `data` is a Lua string borrowed for the copy, or (DONTCOPY) a
+            // lightuserdata payload block the script hands over (upstream's contract);
+            // `me` is the calling service, running on its worker.
             Ok(match dest {
-                Dest::Handle(h) => rt.send(Some(me.ctx()), source, h, ty, session, data, size),
+                Dest::Handle(h) => api::send(Some(me.ctx()), source, h, ty, session, data, size),
                 Dest::Name(name) => {
-                    rt.send_name(Some(me.ctx()), source, name, ty, session, data, size)
+                    api::send_name(Some(me.ctx()), source, name, ty, session, data, size)
                 }
             })
         })();
@@ -174,7 +174,7 @@ unsafe extern "C-unwind" fn l_tostring(L: *mut lua_State) -> c_int {
 unsafe fn run_command(L: *mut lua_State, param: Option<&str>) -> Option<String> {
     let me = svc(L);
     let cmd = std::str::from_utf8(to_bytes(L, 1).unwrap_or(&[])).unwrap_or("");
-    command::run(runtime::get(), me.ctx(), cmd, param)
+    api::command(me.ctx(), cmd, param)
 }
 
 unsafe fn string_param<'a>(L: *mut lua_State, idx: c_int) -> Result<Option<&'a str>, String> {
@@ -262,7 +262,7 @@ unsafe extern "C-unwind" fn l_intcommand(L: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn l_addresscommand(L: *mut lua_State) -> c_int {
     ffi::luaL_checkstring(L, 1);
     let result = match string_param(L, 2) {
-        Ok(p) => run_command(L, p).and_then(|r| runtime::parse_hex_address(&r)),
+        Ok(p) => run_command(L, p).and_then(|r| api::parse_hex_address(&r)),
         Err(e) => raise_string(L, e),
     };
     match result {
@@ -296,7 +296,7 @@ unsafe extern "C-unwind" fn l_error(L: *mut lua_State) -> c_int {
         ffi::lua_concat(L, 2 * n - 1);
     }
     let line = to_bytes(L, -1).unwrap_or(&[]);
-    runtime::get().log_bytes(svc(L).handle, line);
+    api::log_bytes(svc(L).handle, line);
     0
 }
 
@@ -316,7 +316,7 @@ unsafe extern "C-unwind" fn l_trace(L: *mut lua_State) -> c_int {
     let mut line = format!(
         "<TRACE {}> {} {}",
         CStr::from_ptr(tag).to_string_lossy(),
-        crate::timer::hpc(),
+        api::hpc(),
         CStr::from_ptr(user).to_string_lossy()
     );
     if !co.is_null() {
@@ -334,7 +334,7 @@ unsafe extern "C-unwind" fn l_trace(L: *mut lua_State) -> c_int {
             line.push_str(&format!("{}:{}", src, ar.currentline));
         }
     }
-    runtime::get().log(svc(L).handle, &line);
+    api::log(svc(L).handle, &line);
     0
 }
 
@@ -347,27 +347,26 @@ unsafe extern "C-unwind" fn l_timeout(L: *mut lua_State) -> c_int {
     } else {
         ffi::lua_tonumber(L, 1) as i64
     };
-    let session = runtime::get().timeout(svc(L).ctx(), ticks);
+    let session = api::timeout(svc(L).ctx(), ticks);
     ffi::lua_pushinteger(L, session as ffi::lua_Integer);
     1
 }
 
 unsafe extern "C-unwind" fn l_now(L: *mut lua_State) -> c_int {
-    ffi::lua_pushinteger(L, runtime::get().timer.now() as ffi::lua_Integer);
+    ffi::lua_pushinteger(L, api::now() as ffi::lua_Integer);
     1
 }
 
 unsafe extern "C-unwind" fn l_hpc(L: *mut lua_State) -> c_int {
-    ffi::lua_pushinteger(L, crate::timer::hpc() as ffi::lua_Integer);
+    ffi::lua_pushinteger(L, api::hpc() as ffi::lua_Integer);
     1
 }
 
 unsafe extern "C-unwind" fn l_harbor(L: *mut lua_State) -> c_int {
     let addr = ffi::luaL_checkinteger(L, 1) as u32;
-    let harbor = addr >> crate::handle::HANDLE_REMOTE_SHIFT;
-    let local = runtime::get().harbor & 0xff;
+    let (harbor, remote) = api::is_remote(addr);
     ffi::lua_pushinteger(L, harbor as ffi::lua_Integer);
-    ffi::lua_pushboolean(L, (harbor != 0 && harbor != local) as c_int);
+    ffi::lua_pushboolean(L, remote as c_int);
     2
 }
 

@@ -23,7 +23,6 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_int, CStr};
-use std::sync::Arc;
 
 use mlua::ffi::{self, lua_State};
 
@@ -43,8 +42,9 @@ unsafe fn owner(L: *mut lua_State) -> u32 {
 }
 
 /// The process's socket server.
-fn server() -> &'static Arc<SocketServer> {
-    crate::runtime::socket_server()
+#[inline]
+fn server() -> &'static SocketServer {
+    crate::api::socket_server()
 }
 
 /// Raise `msg` as a Lua error. Only call with no destructor-bearing value alive.
