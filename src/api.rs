@@ -4,8 +4,8 @@
 //! address lookup, the socket server, and the few calls a specific service needs
 //! (retire, the harbor's reservation, the SIGNAL handler). Nothing else of the runtime
 //! (handle table, scheduler, timer wheel, queues, the `Runtime` struct) is reachable
-//! from those layers; `grep -rn "use crate::" src` shows them importing `api` and leaf
-//! modules (`message`, `socket`, `lua::ffi`) only.
+//! from those layers; `grep -rn "use crate::" src` shows them importing `api`, the Lua
+//! layer and leaf modules (`message`, `socket`, `remote` for the harbor) only.
 //!
 //! # Design
 //!

@@ -6,7 +6,7 @@
 //! socket thread. The main thread starts them and joins. The process ends when the last
 //! service is gone (the harbor sink excluded).
 
-use crate::context::Context;
+use crate::context::{Context, NativeService};
 use crate::handle::HandleTable;
 use crate::message::{payload_free, payload_from, ptype, Message};
 use crate::mq::Pushed;
@@ -39,7 +39,14 @@ pub struct Runtime {
     pub(crate) sigterm: AtomicBool,
     aborting: AtomicBool,
     socket: OnceLock<Arc<crate::socket::SocketServer>>,
+    /// The native services a LAUNCH can name, installed by start-up.
+    natives: ServiceFactory,
 }
+
+/// Makes the native service a `LAUNCH` names (None: no such module). Start-up installs
+/// it ([`init`]), so the runtime knows the [`NativeService`] trait but none of the
+/// implementations (`src/services/`, `src/sample/`).
+pub type ServiceFactory = fn(&str) -> Option<Box<dyn NativeService>>;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
@@ -67,8 +74,14 @@ pub fn try_get() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-/// Create the runtime. `harbor` is the node id, `workers` the worker count.
-pub fn init(harbor: u32, workers: usize, profile: bool) -> &'static Runtime {
+/// Create the runtime. `harbor` is the node id, `workers` the worker count, `natives`
+/// the registry of native services.
+pub fn init(
+    harbor: u32,
+    workers: usize,
+    profile: bool,
+    natives: ServiceFactory,
+) -> &'static Runtime {
     RUNTIME.get_or_init(|| Runtime {
         harbor,
         handles: HandleTable::new(harbor),
@@ -85,6 +98,7 @@ pub fn init(harbor: u32, workers: usize, profile: bool) -> &'static Runtime {
         sigterm: AtomicBool::new(false),
         aborting: AtomicBool::new(false),
         socket: OnceLock::new(),
+        natives,
     })
 }
 
@@ -341,7 +355,7 @@ impl Runtime {
     /// Launch `"<module> <args>"`; returns the new handle.
     pub fn launch(&self, cmdline: &str) -> Option<u32> {
         let (module, args) = split_launch(cmdline);
-        let Some(mut svc) = crate::services::create(module) else {
+        let Some(mut svc) = (self.natives)(module) else {
             eprintln!("try open {module} failed : no such native module");
             self.log(0, &format!("error: launch {module} FAILED"));
             return None;
@@ -658,7 +672,7 @@ mod tests {
     /// it needs the runtime's internals, so it lives here.)
     #[test]
     fn retire_while_a_worker_holds_the_empty_queue() {
-        let rt = init(0, 1, false);
+        let rt = init(0, 1, false, |_| None);
         // A new queue starts "scheduled": exactly the state of a queue a worker holds
         // after dispatching its last message, just before its next (empty) pop.
         let ctx = rt.handles.register(|h| Arc::new(Context::new(h)));

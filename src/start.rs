@@ -1,6 +1,7 @@
 //! Process startup and shutdown (config.md §4): config, defaults, signals, daemon,
 //! logger, bootstrap, threads; and teardown when the last service is gone.
 
+use crate::api::NativeService;
 use crate::{config, daemon, env, runtime};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +28,11 @@ fn install_signals() {
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
+}
+
+/// Every native service a `LAUNCH` can name: the framework's, then the sample's.
+fn native_service(name: &str) -> Option<Box<dyn NativeService>> {
+    crate::services::create(name).or_else(|| crate::sample::create(name))
 }
 
 /// Run the node described by the config file at `path` until every service is gone.
@@ -60,7 +66,7 @@ pub fn run(path: &str) -> Result<(), String> {
         None => None,
     };
 
-    let rt = runtime::init(harbor, threads as usize, profile);
+    let rt = runtime::init(harbor, threads as usize, profile, native_service);
     install_signals();
 
     let sink: crate::socket::Sink = Arc::new(|owner, data, size| {
