@@ -90,6 +90,7 @@ pub struct Context {
 // SAFETY: the UnsafeCell fields are only accessed by the single thread that holds the
 // service's queue (see the module doc); everything else is atomic or locked.
 unsafe impl Sync for Context {}
+// SAFETY: as above; the native instance is `Send`.
 unsafe impl Send for Context {}
 
 impl crate::handle::Handled for Context {
@@ -158,7 +159,8 @@ impl Context {
     /// # Safety
     /// Caller holds the queue (launching thread before scheduling).
     pub(crate) unsafe fn install(&self, svc: Box<dyn NativeService>) {
-        *self.service.get() = Some(svc);
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        unsafe { *self.service.get() = Some(svc) };
     }
 
     /// The module instance.
@@ -167,7 +169,8 @@ impl Context {
     /// Caller holds the queue; the reference must not outlive that.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn service_mut(&self) -> Option<&mut Box<dyn NativeService>> {
-        (*self.service.get()).as_mut()
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        unsafe { (*self.service.get()).as_mut() }
     }
 
     /// Drop the module instance (closing e.g. its Lua state).
@@ -175,7 +178,8 @@ impl Context {
     /// # Safety
     /// Caller holds the queue.
     pub(crate) unsafe fn release_service(&self) -> Option<Box<dyn NativeService>> {
-        (*self.service.get()).take()
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        unsafe { (*self.service.get()).take() }
     }
 
     /// Remember a request received (dispatch side).
@@ -186,7 +190,8 @@ impl Context {
     pub(crate) unsafe fn note_request(&self, msg: &Message) {
         if msg.session > 0 && msg.source != 0 && msg.ty != ptype::RESPONSE && msg.ty != ptype::ERROR
         {
-            (*self.pending.get()).insert(request_key(msg.source, msg.session));
+            // SAFETY: the caller holds the queue: no other access to the cell.
+            unsafe { (*self.pending.get()).insert(request_key(msg.source, msg.session)) };
         }
     }
 
@@ -196,7 +201,8 @@ impl Context {
     /// Called from this service's own code (its queue is held).
     #[inline]
     pub(crate) unsafe fn note_answered(&self, requester: u32, session: i32) {
-        let set = &mut *self.pending.get();
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        let set = unsafe { &mut *self.pending.get() };
         if !set.is_empty() {
             set.remove(&request_key(requester, session));
         }
@@ -207,8 +213,9 @@ impl Context {
     /// # Safety
     /// Caller holds the queue.
     pub(crate) unsafe fn take_pending(&self) -> Vec<(u32, i32)> {
-        (*self.pending.get())
-            .drain()
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        let set = unsafe { &mut *self.pending.get() };
+        set.drain()
             .map(|k| ((k >> 32) as u32, k as u32 as i32))
             .collect()
     }

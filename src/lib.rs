@@ -18,6 +18,8 @@
 //! | [`lua`] | the Lua host and native Lua modules |
 //! | [`services`] | native services: logger, snlua, harbor, gate |
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod api;
 pub mod cache_line;
 pub mod command;

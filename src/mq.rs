@@ -139,7 +139,7 @@ mod tests {
     use super::*;
 
     fn m(session: i32) -> Message {
-        Message::new(1, session, 0, std::ptr::null_mut(), 0)
+        Message::empty(1, session, 0)
     }
 
     #[test]

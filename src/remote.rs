@@ -32,7 +32,11 @@ pub struct Envelope {
 impl Envelope {
     /// The `PTYPE_SYSTEM` message from `source` carrying an envelope for `name`
     /// (shorter than [`GLOBALNAME_LENGTH`]) around the payload block `data` (or null).
-    pub fn message(
+    ///
+    /// # Safety
+    /// `data` is null or a payload block of `size` bytes that the envelope owns from
+    /// here on.
+    pub unsafe fn message(
         name: &str,
         source: u32,
         session: i32,
@@ -54,13 +58,16 @@ impl Envelope {
         let block = payload_alloc(std::mem::size_of::<Envelope>());
         // SAFETY: block is large enough; alignment of malloc suffices for Envelope.
         unsafe { std::ptr::write(block as *mut Envelope, env) };
-        Message::new(
-            source,
-            0,
-            ptype::SYSTEM,
-            block,
-            std::mem::size_of::<Envelope>(),
-        )
+        // SAFETY: `block` is a fresh payload block of that size, handed over.
+        unsafe {
+            Message::new(
+                source,
+                0,
+                ptype::SYSTEM,
+                block,
+                std::mem::size_of::<Envelope>(),
+            )
+        }
     }
 
     /// Free an undelivered envelope message and the payload it carries.

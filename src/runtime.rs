@@ -172,7 +172,8 @@ impl Runtime {
             eprintln!("[:{source:08x}] {}", String::from_utf8_lossy(text));
             return;
         }
-        let msg = Message::new(source, 0, ptype::TEXT, payload_from(text), text.len());
+        // SAFETY: a fresh block of `text.len()` bytes, handed to the message.
+        let msg = unsafe { Message::new(source, 0, ptype::TEXT, payload_from(text), text.len()) };
         let _ = self.push(logger, msg);
     }
 
@@ -263,7 +264,8 @@ impl Runtime {
                 unsafe { me.note_answered(source, session) };
             }
         }
-        let msg = Message::new(source, session, ty8, data, size);
+        // SAFETY: `own_payload` made `data` a block of `size` bytes owned here (or null).
+        let msg = unsafe { Message::new(source, session, ty8, data, size) };
         match self.push(dest, msg) {
             Ok(()) => Ok(session),
             Err(mut m) => {
@@ -304,14 +306,16 @@ impl Runtime {
         size: usize,
     ) -> Result<i32, SendError> {
         match self.resolve(addr) {
-            // SAFETY (all arms): the caller's contract, passed on.
+            // SAFETY: the caller's contract, passed on.
             Some(Resolved::Handle(h)) => unsafe {
                 self.send(from, source, h, ty, session, data, size)
             },
+            // SAFETY: the caller's contract, passed on.
             Some(Resolved::Global) => unsafe {
                 self.send_global(from, source, addr, ty, session, data, size)
             },
             None => {
+                // SAFETY: the caller's contract.
                 unsafe { free_if_owned(ty, data) };
                 Err(SendError::NoDestination)
             }
@@ -341,7 +345,8 @@ impl Runtime {
         }
         // SAFETY: the caller's pointer contract.
         let (session, data) = unsafe { own_payload(from, ty, session, data, size) };
-        let msg = Envelope::message(name, source, session, ty, data, size);
+        // SAFETY: `own_payload` made `data` a block owned here (or null).
+        let msg = unsafe { Envelope::message(name, source, session, ty, data, size) };
         match self.push(harbor, msg) {
             Ok(()) => Ok(session),
             Err(m) => {
@@ -418,7 +423,7 @@ impl Runtime {
         // (it checked just before we set it). The marker keeps the queue non-empty, so
         // that worker pops it and then sees the flag; if the queue was idle, the push
         // schedules it. Either way exactly one worker drains it (see `dispatch`).
-        let marker = Message::new(0, RETIRE_SESSION, ptype::SYSTEM, std::ptr::null_mut(), 0);
+        let marker = Message::empty(0, RETIRE_SESSION, ptype::SYSTEM);
         let _ = self.push_to(&ctx, marker);
         true
     }
@@ -504,13 +509,7 @@ impl Runtime {
             return;
         }
         let logger = self.logger_handle();
-        let marker = Message::new(
-            0,
-            LOGGER_CLOSE_SESSION,
-            ptype::SYSTEM,
-            std::ptr::null_mut(),
-            0,
-        );
+        let marker = Message::empty(0, LOGGER_CLOSE_SESSION, ptype::SYSTEM);
         if logger == 0 || self.push(logger, marker).is_err() {
             for ctx in self.handles.all() {
                 self.retire(ctx.handle());
@@ -558,6 +557,7 @@ impl Runtime {
             0
         };
         ctx.running_since.store(start, Ordering::Relaxed);
+        // SAFETY: this worker holds the queue; the reference ends with the callback.
         let kept = match unsafe { ctx.service_mut() } {
             Some(svc) => svc.dispatch(ctx, msg),
             None => false,
@@ -574,7 +574,7 @@ impl Runtime {
 
     /// A timer expired: tell its owner.
     pub fn fire_timer(&self, ev: TimerEvent) {
-        let msg = Message::new(0, ev.session, ptype::RESPONSE, std::ptr::null_mut(), 0);
+        let msg = Message::empty(0, ev.session, ptype::RESPONSE);
         let _ = self.push(ev.handle, msg);
     }
 

@@ -2,6 +2,7 @@
 //! logger, bootstrap, threads; and teardown when the last service is gone.
 
 use crate::api::NativeService;
+use crate::message::{ptype, Message};
 use crate::{config, daemon, env, runtime};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -70,9 +71,11 @@ pub fn run(path: &str) -> Result<(), String> {
     install_signals();
 
     let sink: crate::socket::Sink = Arc::new(|owner, data, size| {
-        let msg = crate::message::Message::new(0, 0, crate::message::ptype::SOCKET, data, size);
+        // SAFETY: the socket server hands over a payload block of `size` bytes.
+        let msg = unsafe { Message::new(0, 0, ptype::SOCKET, data, size) };
         if let Err(m) = runtime::get().push(owner, msg) {
-            free_socket_message(m.data, m.size);
+            // SAFETY: the undelivered socket message is ours, whole.
+            unsafe { free_socket_message(m.data, m.size) };
         }
     });
     match crate::socket::SocketServer::new(sink) {
@@ -144,7 +147,11 @@ pub fn run(path: &str) -> Result<(), String> {
 }
 
 /// Free an undeliverable socket message and the data block it carries.
-fn free_socket_message(data: *mut u8, size: usize) {
+///
+/// # Safety
+/// `data` (null or `size` bytes) is an owned socket message payload from the socket
+/// server, whose `buffer` field (if any) is owned too.
+unsafe fn free_socket_message(data: *mut u8, size: usize) {
     if data.is_null() {
         return;
     }
@@ -179,14 +186,7 @@ fn timer_main(rt: &'static runtime::Runtime) {
         if rt.sighup.swap(false, Ordering::Relaxed) {
             let logger = rt.logger_handle();
             if logger != 0 {
-                let msg = crate::message::Message::new(
-                    0,
-                    0,
-                    crate::message::ptype::SYSTEM,
-                    std::ptr::null_mut(),
-                    0,
-                );
-                let _ = rt.push(logger, msg);
+                let _ = rt.push(logger, Message::empty(0, 0, ptype::SYSTEM));
             }
         }
         if rt.sigterm.load(Ordering::Relaxed) {

@@ -221,15 +221,18 @@ mod tests {
     use super::*;
 
     unsafe extern "C-unwind" fn raises_owned(L: *mut lua_State) -> c_int {
+        // SAFETY: called by lua_pcall below with its state.
         unsafe { raise_string(L, "x".repeat(5000)) }
     }
 
     unsafe extern "C-unwind" fn raises_whole(L: *mut lua_State) -> c_int {
+        // SAFETY: called by lua_pcall below with its state.
         unsafe { raise_owned(L, "y".repeat(5000)) }
     }
 
     #[test]
     fn protected_bodies_raise_to_the_caller_not_past_it() {
+        // SAFETY: a fresh state used by this thread only.
         unsafe {
             let L = ffi::luaL_newstate();
             // Caller-owned values stay in the caller's frame; the body borrows them.
@@ -272,6 +275,7 @@ mod tests {
 
     #[test]
     fn strings_and_type_names() {
+        // SAFETY: a fresh state used by this thread only.
         unsafe {
             let L = ffi::luaL_newstate();
             push_str(L, "abc");

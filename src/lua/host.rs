@@ -8,6 +8,12 @@
 //! framework: the embedded searcher runs after the standard ones, and the embedded
 //! service pattern comes last in `LUA_SERVICE`.
 
+// The crate denies `unsafe_op_in_unsafe_fn`; this file allows it for the
+// embedded-framework searcher functions only (`find_embedded_module` to
+// `install_embedded_fallback`), which are being reworked with the Lua tree's move and
+// get explicit `unsafe` blocks after that lands. Everything else here has them.
+#![allow(unsafe_op_in_unsafe_fn)]
+
 use crate::api::Context;
 use crate::lua::ffi::{push_str, raise, to_bytes};
 use libmimalloc_sys as mi;
@@ -41,11 +47,13 @@ unsafe extern "C" fn lua_alloc(
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
-    let st = &*(ud as *const AllocState);
+    // SAFETY: `ud` is the state's `AllocState` (see `LuaService::new`), which outlives it.
+    let st = unsafe { &*(ud as *const AllocState) };
     let old = if ptr.is_null() { 0 } else { osize };
     let used = st.used.load(Ordering::Relaxed);
     if nsize == 0 {
-        mi::mi_free(ptr);
+        // SAFETY: Lua frees a block this allocator returned (or null).
+        unsafe { mi::mi_free(ptr) };
         st.account(used - old, -(old as isize));
         return std::ptr::null_mut();
     }
@@ -53,7 +61,8 @@ unsafe extern "C" fn lua_alloc(
     if nsize > old && limit != 0 && used + nsize - old > limit {
         return std::ptr::null_mut();
     }
-    let p = mi::mi_realloc(ptr, nsize);
+    // SAFETY: `ptr` is null or a block this allocator returned.
+    let p = unsafe { mi::mi_realloc(ptr, nsize) };
     if p.is_null() {
         return p;
     }
@@ -160,6 +169,9 @@ impl LuaService {
             callback_ref: ffi::LUA_NOREF,
             forward: false,
         });
+        // SAFETY: `L` is the fresh state, used by this thread only; the registry keeps a
+        // pointer to the boxed `svc`, whose address is stable and which closes the state
+        // before it goes away (Drop).
         unsafe {
             // Generational mode is entered now, while the heap is empty: switching
             // later runs a full collection of everything the service has loaded
@@ -212,10 +224,13 @@ impl Drop for LuaService {
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
 pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
-    ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
-    let p = ffi::lua_touserdata(L, -1) as *mut LuaService;
-    ffi::lua_pop(L, 1);
-    p
+    // SAFETY: `L` is valid (the contract); a field read and a pop.
+    unsafe {
+        ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
+        let p = ffi::lua_touserdata(L, -1) as *mut LuaService;
+        ffi::lua_pop(L, 1);
+        p
+    }
 }
 
 /// The calling service's handle; raises "Init skynet context first" outside a service.
@@ -223,33 +238,40 @@ pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
 pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
-    let p = lua_service(L);
-    if p.is_null() {
-        raise(L, "Init skynet context first");
+    // SAFETY: `L` is valid (the contract); a non-null registry entry is the state's own
+    // `LuaService`, alive while the state runs.
+    unsafe {
+        let p = lua_service(L);
+        if p.is_null() {
+            raise(L, "Init skynet context first");
+        }
+        (*p).handle
     }
-    (*p).handle
 }
 
 unsafe fn register_preloads(L: *mut lua_State) {
-    use crate::lua::modules as m;
-    let entries: &[(&CStr, ffi::lua_CFunction)] = &[
-        (c"skynet.core", m::core::luaopen_skynet_core),
-        (c"skynet.profile", m::profile::luaopen_skynet_profile),
-        (c"profile", m::profile::luaopen_skynet_profile),
-        (c"skynet.memory", m::memory::luaopen_skynet_memory),
-        (c"memory", m::memory::luaopen_skynet_memory),
-        (c"skynet.codecache", m::core::luaopen_skynet_codecache),
-    ];
-    ffi::luaL_getsubtable(L, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
-    for (name, f) in entries {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
+    // SAFETY: `L` is the fresh state being set up by `LuaService::new`.
+    unsafe {
+        use crate::lua::modules as m;
+        let entries: &[(&CStr, ffi::lua_CFunction)] = &[
+            (c"skynet.core", m::core::luaopen_skynet_core),
+            (c"skynet.profile", m::profile::luaopen_skynet_profile),
+            (c"profile", m::profile::luaopen_skynet_profile),
+            (c"skynet.memory", m::memory::luaopen_skynet_memory),
+            (c"memory", m::memory::luaopen_skynet_memory),
+            (c"skynet.codecache", m::core::luaopen_skynet_codecache),
+        ];
+        ffi::luaL_getsubtable(L, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
+        for (name, f) in entries {
+            ffi::lua_pushcfunction(L, *f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        for (name, f) in m::EXTRA_PRELOADS {
+            ffi::lua_pushcfunction(L, *f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        ffi::lua_pop(L, 1);
     }
-    for (name, f) in m::EXTRA_PRELOADS {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
-    }
-    ffi::lua_pop(L, 1);
 }
 
 /// Find an embedded file for module `name`; pushes its chunk name when found.

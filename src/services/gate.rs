@@ -78,10 +78,9 @@ impl Gate {
         bytes: &[u8],
         dontcopy: bool,
     ) {
-        // SAFETY (both): `p` is a fresh payload block handed over, `bytes` is borrowed
-        // for the copy; `ctx` is this service.
         if dontcopy {
             let p = payload_from(bytes);
+            // SAFETY: `p` is a fresh payload block handed over; `ctx` is this service.
             let _ = unsafe {
                 api::send(
                     Some(ctx),
@@ -94,6 +93,7 @@ impl Gate {
                 )
             };
         } else {
+            // SAFETY: `bytes` is borrowed for the copy; `ctx` is this service.
             let _ = unsafe {
                 api::send(
                     Some(ctx),

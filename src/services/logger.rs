@@ -66,6 +66,7 @@ fn timestamp(secs: i64, centis: u64) -> String {
     let t = secs as libc::time_t;
     // SAFETY: zeroed tm is a valid out-parameter for localtime_r.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid in and out pointers.
     unsafe { libc::localtime_r(&t, &mut tm) };
     format!(
         "{:02}/{:02}/{:02} {:02}:{:02}:{:02}.{:02} ",

@@ -42,24 +42,30 @@ impl Snlua {
 
 /// Message handler for `lua_pcall`: the error with a traceback.
 unsafe extern "C-unwind" fn traceback(L: *mut lua_State) -> c_int {
-    let msg = ffi::lua_tostring(L, 1);
-    if msg.is_null() {
-        if ffi::luaL_callmeta(L, 1, c"__tostring".as_ptr()) != 0
-            && ffi::lua_type(L, -1) == ffi::LUA_TSTRING
-        {
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let msg = ffi::lua_tostring(L, 1);
+        if msg.is_null() {
+            if ffi::luaL_callmeta(L, 1, c"__tostring".as_ptr()) != 0
+                && ffi::lua_type(L, -1) == ffi::LUA_TSTRING
+            {
+                return 1;
+            }
+            ffi::lua_pushstring(L, c"(no error message)".as_ptr());
             return 1;
         }
-        ffi::lua_pushstring(L, c"(no error message)".as_ptr());
-        return 1;
+        ffi::luaL_traceback(L, L, msg, 1);
+        1
     }
-    ffi::luaL_traceback(L, L, msg, 1);
-    1
 }
 
 unsafe extern "C-unwind" fn signal_hook(L: *mut lua_State, _ar: *mut ffi::lua_Debug) {
-    ffi::lua_sethook(L, None, 0, 0);
-    ffi::lua_pushstring(L, c"signal 0".as_ptr());
-    ffi::lua_error(L);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::lua_sethook(L, None, 0, 0);
+        ffi::lua_pushstring(L, c"signal 0".as_ptr());
+        ffi::lua_error(L);
+    }
 }
 
 fn optenv(key: &str, default: &str) -> String {
@@ -67,17 +73,23 @@ fn optenv(key: &str, default: &str) -> String {
 }
 
 unsafe fn set_global(L: *mut lua_State, name: &CStr, value: Option<&str>) {
-    match value {
-        Some(v) => push_str(L, v.as_bytes()),
-        None => ffi::lua_pushnil(L),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match value {
+            Some(v) => push_str(L, v.as_bytes()),
+            None => ffi::lua_pushnil(L),
+        }
+        ffi::lua_setglobal(L, name.as_ptr());
     }
-    ffi::lua_setglobal(L, name.as_ptr());
 }
 
 unsafe fn error_text(L: *mut lua_State) -> String {
-    match to_bytes(L, -1) {
-        Some(b) => String::from_utf8_lossy(b).into_owned(),
-        None => "(error object is not a string)".into(),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match to_bytes(L, -1) {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => "(error object is not a string)".into(),
+        }
     }
 }
 
