@@ -30,7 +30,8 @@ use std::sync::Arc;
 /// The runtime calls `init` once on the launching thread, then `dispatch` for each
 /// message, never concurrently for one service (a service's queue is held by one
 /// worker at a time), so implementations need no locking of their own. They reach the
-/// runtime through [`crate::api`].
+/// runtime through [`crate::api`]. The `SIGNAL` command runs on any thread, so a
+/// service that handles it installs a handler ([`crate::api::set_signal_handler`]).
 pub trait NativeService: Send {
     /// `param` is the text after the module name (None when there was no delimiter).
     fn init(&mut self, ctx: &Arc<Context>, param: Option<&str>) -> Result<(), String>;
@@ -38,9 +39,6 @@ pub trait NativeService: Send {
     /// Handle one message. Return `true` when the service took ownership of
     /// `msg.data` (kept or forwarded it); otherwise the runtime frees it.
     fn dispatch(&mut self, ctx: &Arc<Context>, msg: &mut Message) -> bool;
-
-    /// The `SIGNAL` command.
-    fn signal(&mut self, _ctx: &Arc<Context>, _sig: i32) {}
 }
 
 /// A multiply-shift hasher for the (source, session) keys of pending requests.

@@ -128,10 +128,6 @@ impl MessageQueue {
     pub fn len(&self) -> usize {
         self.state.lock().messages.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -148,10 +148,6 @@ impl Runtime {
         self.clock.elapsed().as_nanos() as u64
     }
 
-    pub fn live_services(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-
     pub fn logger_handle(&self) -> u32 {
         self.logger.load(Ordering::Acquire)
     }

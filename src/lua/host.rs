@@ -1,6 +1,6 @@
 //! Lua states for snlua services: creation with a memory-accounting allocator, the
 //! native-module preload table, the embedded-framework fallback, and the per-service
-//! record ([`LuaService`]) that native functions reach through an upvalue or the
+//! record (`LuaService`) that native functions reach through an upvalue or the
 //! registry key `skynet_context`.
 //!
 //! Every native module is registered in `package.preload`, so a service pays only a
@@ -23,13 +23,13 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// 32 MiB: the first memory warning threshold.
-pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
+pub(crate) const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
 
 /// Bytes held by all Lua states of the process.
-pub static TOTAL_LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static TOTAL_LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
 
 /// Allocator bookkeeping of one Lua state.
-pub struct AllocState {
+pub(crate) struct AllocState {
     pub used: AtomicUsize,
     unreported: std::sync::atomic::AtomicIsize,
     pub limit: AtomicUsize,
@@ -102,7 +102,7 @@ impl Drop for AllocState {
 }
 
 /// What a Lua service shares with other threads (the SIGNAL handler, `memory.info`).
-pub struct Shared {
+pub(crate) struct Shared {
     /// The Lua thread now running in this service (null when idle).
     pub active: AtomicPtr<lua_State>,
     /// The main thread (null once closed).
@@ -138,7 +138,7 @@ impl Shared {
 }
 
 /// A Lua service's state, boxed so its address is stable for lightuserdata upvalues.
-pub struct LuaService {
+pub(crate) struct LuaService {
     pub ctx: *const Context,
     pub handle: u32,
     pub L: *mut lua_State,
@@ -223,7 +223,7 @@ impl Drop for LuaService {
 ///
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
-pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
+pub(crate) unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
     // SAFETY: `L` is valid (the contract); a field read and a pop.
     unsafe {
         ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
@@ -237,7 +237,7 @@ pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
 ///
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
-pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
+pub(crate) unsafe fn service_handle(L: *mut lua_State) -> u32 {
     // SAFETY: `L` is valid (the contract); a non-null registry entry is the state's own
     // `LuaService`, alive while the state runs.
     unsafe {

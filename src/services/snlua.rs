@@ -279,8 +279,6 @@ impl NativeService for Snlua {
         }
         false
     }
-
-    fn signal(&mut self, _ctx: &Arc<Context>, _sig: i32) {}
 }
 
 /// `SIGNAL` for a Lua service, from any thread.

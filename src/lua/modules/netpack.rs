@@ -3,7 +3,7 @@
 //!
 //! # Design
 //!
-//! The queue is a full userdata holding one pointer to a Rust [`Queue`] (freed by
+//! The queue is a full userdata holding one pointer to a Rust `Queue` (freed by
 //! `__gc`): per socket id a partial packet (or a lone first header byte), plus a FIFO
 //! of completed packets for `pop`. Completed packets are `payload_alloc` blocks owned by
 //! whoever pops them. `filter` always frees the DATA block it is given.

@@ -3,8 +3,8 @@
 //! `decode`, `protocol`, `pack`, `unpack`, `default`, `saveproto`, `loadproto`) plus
 //! `parse` (schema text -> bundle) which backs our `sprotoparser.lua`.
 //!
-//! Handles: a schema is a lightuserdata pointing to a leaked [`LuaProto`] (freed by
-//! `deleteproto`); a type is a lightuserdata pointing to one of its [`TypeHandle`]s, so
+//! Handles: a schema is a lightuserdata pointing to a leaked `LuaProto` (freed by
+//! `deleteproto`); a type is a lightuserdata pointing to one of its `TypeHandle`s, so
 //! a type handle alone reaches the whole schema. A NULL lightuserdata as type stands
 //! for `response nil`.
 //!
@@ -40,16 +40,16 @@ use sproto::{
 };
 
 /// Number of process-global schema slots (`saveproto`/`loadproto`).
-pub const GLOBAL_SLOTS: usize = 16;
+pub(crate) const GLOBAL_SLOTS: usize = 16;
 
 /// A schema as handed to Lua.
-pub struct LuaProto {
+pub(crate) struct LuaProto {
     sp: Sproto,
     handles: Box<[TypeHandle]>,
 }
 
 /// The target of a type lightuserdata.
-pub struct TypeHandle {
+pub(crate) struct TypeHandle {
     proto: *const LuaProto,
     index: usize,
 }
