@@ -139,6 +139,7 @@ pub fn getenv(key: &str) -> Option<String> {
 
 /// The handle behind `:hex`, `.localname` or a decimal handle (`skynet_queryname`);
 /// None for an unknown local name and for global names.
+#[inline]
 pub fn query_name(addr: &str) -> Option<u32> {
     match runtime::get().resolve(addr)? {
         runtime::Resolved::Handle(h) => Some(h),
@@ -169,11 +170,13 @@ pub fn retire(handle: u32) -> bool {
 
 /// Make `ctx` the harbor service: sends to global names go to it, and it does not keep
 /// the process alive (`skynet_harbor_start`). For the `harbor` service only.
+#[inline]
 pub fn reserve_harbor(ctx: &Context) {
     runtime::get().reserve_harbor(ctx.handle());
 }
 
 /// Install `ctx`'s `SIGNAL` handler, callable from any thread (first one wins).
+#[inline]
 pub fn set_signal_handler(ctx: &Context, handler: impl Fn(i32) + Send + Sync + 'static) {
     let _ = ctx.signal_handler.set(Box::new(handler));
 }

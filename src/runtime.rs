@@ -1,5 +1,8 @@
-//! The runtime: the process-wide state every part reaches through [`get`], and the
-//! operations on services (launch, send, retire, destroy, log).
+//! The runtime: the process-wide state and the operations on services (launch, send,
+//! retire, destroy, log). The core (scheduler, commands, start-up) reaches it through
+//! [`get`]; native services and Lua modules only through [`crate::api`]. It knows the
+//! [`NativeService`] trait, not the services: start-up installs the registry
+//! ([`ServiceFactory`]).
 //!
 //! Threads: `thread` workers ([`crate::scheduler`]), one timer thread ([`crate::timer`],
 //! which also turns SIGHUP/SIGTERM flags into messages), one monitor thread, and the

@@ -4,7 +4,7 @@
 //! * `package`: the native `package` service, one per client connection of the
 //!   sample server (framing, packet queue, heartbeat; `sample.md` §5). A native
 //!   service like the framework's: it reaches the runtime only through `crate::api`,
-//!   and start-up registers it with the others ([`create`]).
+//!   and start-up registers it with the others (`create`).
 //! * [`lsocket`]: the `lsocket` Lua module of `skynet-lua` (`src/bin/skynet-lua.rs`),
 //!   the plain interpreter that runs the sample's client (`sample.md` §8). It uses
 //!   only [`crate::lua::ffi`], no runtime.
