@@ -18,12 +18,28 @@
 use crate::cache_line::CacheLine;
 use crate::message::{ptype, Message};
 use crate::mq::MessageQueue;
-use crate::services::NativeService;
 use parking_lot::Mutex;
 use std::cell::UnsafeCell;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A service implemented in Rust (upstream: a C service module's create/init/signal).
+///
+/// The runtime calls `init` once on the launching thread, then `dispatch` for each
+/// message, never concurrently for one service (a service's queue is held by one
+/// worker at a time), so implementations need no locking of their own. They reach the
+/// runtime through [`crate::api`]. The `SIGNAL` command runs on any thread, so a
+/// service that handles it installs a handler ([`crate::api::set_signal_handler`]).
+pub trait NativeService: Send {
+    /// `param` is the text after the module name (None when there was no delimiter).
+    fn init(&mut self, ctx: &Arc<Context>, param: Option<&str>) -> Result<(), String>;
+
+    /// Handle one message. Return `true` when the service took ownership of
+    /// `msg.data` (kept or forwarded it); otherwise the runtime frees it.
+    fn dispatch(&mut self, ctx: &Arc<Context>, msg: &mut Message) -> bool;
+}
 
 /// A multiply-shift hasher for the (source, session) keys of pending requests.
 #[derive(Default)]
@@ -47,29 +63,32 @@ fn request_key(source: u32, session: i32) -> u64 {
     ((source as u64) << 32) | session as u32 as u64
 }
 
+/// One service. To services (through [`crate::api`]) an opaque token with two methods,
+/// [`Context::handle`] and [`Context::new_session`]; the rest is the runtime's.
 pub struct Context {
     handle: u32,
     /// Written by every sender: kept off the line of the fields its holder touches.
-    pub queue: CacheLine<MessageQueue>,
+    pub(crate) queue: CacheLine<MessageQueue>,
     service: UnsafeCell<Option<Box<dyn NativeService>>>,
     pending: UnsafeCell<PendingSet>,
     session: AtomicI32,
     retired: AtomicBool,
     endless: AtomicBool,
     /// Nanoseconds spent in this service's callbacks.
-    pub cpu_ns: AtomicU64,
+    pub(crate) cpu_ns: AtomicU64,
     /// Start of the callback now running (runtime clock ns), 0 when idle.
-    pub running_since: AtomicU64,
-    pub message_count: AtomicU64,
+    pub(crate) running_since: AtomicU64,
+    pub(crate) message_count: AtomicU64,
     logging: AtomicBool,
-    pub logfile: Mutex<Option<std::fs::File>>,
+    pub(crate) logfile: Mutex<Option<std::fs::File>>,
     /// The module's `SIGNAL` entry, callable from any thread.
-    pub signal_handler: std::sync::OnceLock<Box<dyn Fn(i32) + Send + Sync>>,
+    pub(crate) signal_handler: std::sync::OnceLock<Box<dyn Fn(i32) + Send + Sync>>,
 }
 
 // SAFETY: the UnsafeCell fields are only accessed by the single thread that holds the
 // service's queue (see the module doc); everything else is atomic or locked.
 unsafe impl Sync for Context {}
+// SAFETY: as above; the native instance is `Send`.
 unsafe impl Send for Context {}
 
 impl crate::handle::Handled for Context {
@@ -79,7 +98,7 @@ impl crate::handle::Handled for Context {
 }
 
 impl Context {
-    pub fn new(handle: u32) -> Context {
+    pub(crate) fn new(handle: u32) -> Context {
         Context {
             handle,
             queue: CacheLine(MessageQueue::new()),
@@ -113,7 +132,7 @@ impl Context {
         }
     }
 
-    pub fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }
 
@@ -121,15 +140,15 @@ impl Context {
         self.retired.store(true, Ordering::Release);
     }
 
-    pub fn set_endless(&self) {
+    pub(crate) fn set_endless(&self) {
         self.endless.store(true, Ordering::Relaxed);
     }
 
-    pub fn take_endless(&self) -> bool {
+    pub(crate) fn take_endless(&self) -> bool {
         self.endless.swap(false, Ordering::Relaxed)
     }
 
-    pub fn set_logging(&self, on: bool) {
+    pub(crate) fn set_logging(&self, on: bool) {
         self.logging.store(on, Ordering::Release);
     }
 
@@ -138,7 +157,8 @@ impl Context {
     /// # Safety
     /// Caller holds the queue (launching thread before scheduling).
     pub(crate) unsafe fn install(&self, svc: Box<dyn NativeService>) {
-        *self.service.get() = Some(svc);
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        unsafe { *self.service.get() = Some(svc) };
     }
 
     /// The module instance.
@@ -147,7 +167,8 @@ impl Context {
     /// Caller holds the queue; the reference must not outlive that.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn service_mut(&self) -> Option<&mut Box<dyn NativeService>> {
-        (*self.service.get()).as_mut()
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        unsafe { (*self.service.get()).as_mut() }
     }
 
     /// Drop the module instance (closing e.g. its Lua state).
@@ -155,7 +176,8 @@ impl Context {
     /// # Safety
     /// Caller holds the queue.
     pub(crate) unsafe fn release_service(&self) -> Option<Box<dyn NativeService>> {
-        (*self.service.get()).take()
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        unsafe { (*self.service.get()).take() }
     }
 
     /// Remember a request received (dispatch side).
@@ -166,7 +188,8 @@ impl Context {
     pub(crate) unsafe fn note_request(&self, msg: &Message) {
         if msg.session > 0 && msg.source != 0 && msg.ty != ptype::RESPONSE && msg.ty != ptype::ERROR
         {
-            (*self.pending.get()).insert(request_key(msg.source, msg.session));
+            // SAFETY: the caller holds the queue: no other access to the cell.
+            unsafe { (*self.pending.get()).insert(request_key(msg.source, msg.session)) };
         }
     }
 
@@ -176,7 +199,8 @@ impl Context {
     /// Called from this service's own code (its queue is held).
     #[inline]
     pub(crate) unsafe fn note_answered(&self, requester: u32, session: i32) {
-        let set = &mut *self.pending.get();
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        let set = unsafe { &mut *self.pending.get() };
         if !set.is_empty() {
             set.remove(&request_key(requester, session));
         }
@@ -187,8 +211,9 @@ impl Context {
     /// # Safety
     /// Caller holds the queue.
     pub(crate) unsafe fn take_pending(&self) -> Vec<(u32, i32)> {
-        (*self.pending.get())
-            .drain()
+        // SAFETY: the caller holds the queue: no other access to the cell.
+        let set = unsafe { &mut *self.pending.get() };
+        set.drain()
             .map(|k| ((k >> 32) as u32, k as u32 as i32))
             .collect()
     }

@@ -36,7 +36,8 @@ pub fn payload_from(bytes: &[u8]) -> *mut u8 {
 /// # Safety
 /// `p` must come from `payload_alloc`/`payload_from` (or libc malloc) and not be used again.
 pub unsafe fn payload_free(p: *mut u8) {
-    mi::mi_free(p as *mut std::ffi::c_void)
+    // SAFETY: `p` is a block of this allocator or null (the contract).
+    unsafe { mi::mi_free(p as *mut std::ffi::c_void) }
 }
 
 /// Resize a payload block (keeps the contents up to the smaller size; `size` more
@@ -45,7 +46,8 @@ pub unsafe fn payload_free(p: *mut u8) {
 /// # Safety
 /// `p` must be a payload block (or null).
 pub unsafe fn payload_realloc(p: *mut u8, size: usize) -> *mut u8 {
-    mi::mi_realloc(p as *mut std::ffi::c_void, size) as *mut u8
+    // SAFETY: `p` is a block of this allocator or null (the contract).
+    unsafe { mi::mi_realloc(p as *mut std::ffi::c_void, size) as *mut u8 }
 }
 
 /// Protocol type ids (core.md §2.2).
@@ -84,12 +86,30 @@ pub struct Message {
 unsafe impl Send for Message {}
 
 impl Message {
-    pub fn new(source: u32, session: i32, ty: u8, data: *mut u8, size: usize) -> Message {
+    /// A message carrying the payload `data` (`size` bytes).
+    ///
+    /// # Safety
+    /// `data` is null (then `size` is ignored by [`Self::bytes`]) or a payload block
+    /// (`payload_alloc`) of at least `size` bytes that the message owns from here on.
+    #[inline]
+    pub unsafe fn new(source: u32, session: i32, ty: u8, data: *mut u8, size: usize) -> Message {
         Message {
             source,
             session,
             data,
             size,
+            ty,
+        }
+    }
+
+    /// A message without payload.
+    #[inline]
+    pub fn empty(source: u32, session: i32, ty: u8) -> Message {
+        Message {
+            source,
+            session,
+            data: std::ptr::null_mut(),
+            size: 0,
             ty,
         }
     }

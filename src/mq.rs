@@ -128,10 +128,6 @@ impl MessageQueue {
     pub fn len(&self) -> usize {
         self.state.lock().messages.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -139,7 +135,7 @@ mod tests {
     use super::*;
 
     fn m(session: i32) -> Message {
-        Message::new(1, session, 0, std::ptr::null_mut(), 0)
+        Message::empty(1, session, 0)
     }
 
     #[test]

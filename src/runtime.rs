@@ -1,39 +1,55 @@
-//! The runtime: the process-wide state every part reaches through [`get`], and the
-//! operations on services (launch, send, retire, destroy, log).
+//! The runtime: the process-wide state and the operations on services (launch, send,
+//! retire, destroy, log). The core (scheduler, commands, start-up) reaches it through
+//! [`get`]; native services and Lua modules only through [`crate::api`]. It knows the
+//! [`NativeService`] trait, not the services: start-up installs the registry
+//! ([`ServiceFactory`]).
 //!
 //! Threads: `thread` workers ([`crate::scheduler`]), one timer thread ([`crate::timer`],
 //! which also turns SIGHUP/SIGTERM flags into messages), one monitor thread, and the
 //! socket thread. The main thread starts them and joins. The process ends when the last
 //! service is gone (the harbor sink excluded).
 
-use crate::context::Context;
+use crate::context::{Context, NativeService};
 use crate::handle::HandleTable;
 use crate::message::{payload_free, payload_from, ptype, Message};
 use crate::mq::Pushed;
+use crate::remote::{Envelope, GLOBALNAME_LENGTH};
 use crate::scheduler::Scheduler;
 use crate::timer::{Timer, TimerEvent};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+/// The process-wide state. Its fields are the core's (scheduler, command, start-up);
+/// services and Lua modules go through [`crate::api`].
 pub struct Runtime {
-    pub harbor: u32,
-    pub handles: HandleTable<Context>,
-    pub scheduler: Scheduler,
-    pub timer: Timer,
-    pub profile: bool,
-    pub workers: usize,
+    /// This node's harbor id (0..=255).
+    harbor: u32,
+    pub(crate) handles: HandleTable<Context>,
+    pub(crate) scheduler: Scheduler,
+    pub(crate) timer: Timer,
+    /// Time each callback (`profile` config key).
+    pub(crate) profile: bool,
+    pub(crate) workers: usize,
     live: AtomicUsize,
     logger: AtomicU32,
     exit_monitor: AtomicU32,
     /// The native harbor service (remote-message sink), 0 until it starts.
-    pub harbor_service: AtomicU32,
+    harbor_service: AtomicU32,
     clock: Instant,
-    pub sighup: AtomicBool,
-    pub sigterm: AtomicBool,
+    /// Set by the signal handler, handled by the timer thread.
+    pub(crate) sighup: AtomicBool,
+    pub(crate) sigterm: AtomicBool,
     aborting: AtomicBool,
     socket: OnceLock<Arc<crate::socket::SocketServer>>,
+    /// The native services a LAUNCH can name, installed by start-up.
+    natives: ServiceFactory,
 }
+
+/// Makes the native service a `LAUNCH` names (None: no such module). Start-up installs
+/// it ([`init`]), so the runtime knows the [`NativeService`] trait but none of the
+/// implementations (`src/services/`, `src/sample/`).
+pub type ServiceFactory = fn(&str) -> Option<Box<dyn NativeService>>;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
@@ -61,8 +77,14 @@ pub fn try_get() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-/// Create the runtime. `harbor` is the node id, `workers` the worker count.
-pub fn init(harbor: u32, workers: usize, profile: bool) -> &'static Runtime {
+/// Create the runtime. `harbor` is the node id, `workers` the worker count, `natives`
+/// the registry of native services.
+pub fn init(
+    harbor: u32,
+    workers: usize,
+    profile: bool,
+    natives: ServiceFactory,
+) -> &'static Runtime {
     RUNTIME.get_or_init(|| Runtime {
         harbor,
         handles: HandleTable::new(harbor),
@@ -79,6 +101,7 @@ pub fn init(harbor: u32, workers: usize, profile: bool) -> &'static Runtime {
         sigterm: AtomicBool::new(false),
         aborting: AtomicBool::new(false),
         socket: OnceLock::new(),
+        natives,
     })
 }
 
@@ -110,14 +133,22 @@ impl Runtime {
         let _ = self.socket.set(s);
     }
 
+    /// This node's harbor id.
+    #[inline]
+    pub fn harbor_id(&self) -> u32 {
+        self.harbor & 0xff
+    }
+
+    /// The harbor service's handle (0 until it starts).
+    #[inline]
+    pub(crate) fn harbor_service(&self) -> u32 {
+        self.harbor_service.load(Ordering::Acquire)
+    }
+
     /// Nanoseconds on the runtime's monotonic clock.
     #[inline]
     pub fn clock_ns(&self) -> u64 {
         self.clock.elapsed().as_nanos() as u64
-    }
-
-    pub fn live_services(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
     }
 
     pub fn logger_handle(&self) -> u32 {
@@ -140,7 +171,8 @@ impl Runtime {
             eprintln!("[:{source:08x}] {}", String::from_utf8_lossy(text));
             return;
         }
-        let msg = Message::new(source, 0, ptype::TEXT, payload_from(text), text.len());
+        // SAFETY: a fresh block of `text.len()` bytes, handed to the message.
+        let msg = unsafe { Message::new(source, 0, ptype::TEXT, payload_from(text), text.len()) };
         let _ = self.push(logger, msg);
     }
 
@@ -185,10 +217,12 @@ impl Runtime {
     ///
     /// Returns the session.
     ///
-    /// Pointer contract (upstream's C API): `data` is null or points at `size`
-    /// readable bytes; with DONTCOPY it is a payload block whose ownership passes here.
-    #[allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
-    pub fn send(
+    /// # Safety
+    /// Upstream's C contract: `data` is null or points at `size` readable bytes; with
+    /// DONTCOPY it is a payload block whose ownership passes here. `from`, when given,
+    /// is the calling service on the thread that holds its queue.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn send(
         &self,
         from: Option<&Context>,
         source: u32,
@@ -199,17 +233,20 @@ impl Runtime {
         size: usize,
     ) -> Result<i32, SendError> {
         if size >= (1usize << 56) {
-            free_if_owned(ty, data);
+            // SAFETY: the caller's pointer contract.
+            unsafe { free_if_owned(ty, data) };
             self.log(
                 source,
                 &format!("error: The message to {dest:x} is too large"),
             );
             return Err(SendError::TooLarge);
         }
-        let (session, data) = own_payload(from, ty, session, data, size);
+        // SAFETY: the caller's pointer contract.
+        let (session, data) = unsafe { own_payload(from, ty, session, data, size) };
         let ty8 = (ty & 0xff) as u8;
         if dest == 0 {
             if !data.is_null() {
+                // SAFETY: `own_payload` made it ours.
                 unsafe { payload_free(data) };
                 self.log(source, "error: Destination address can't be 0");
                 return Err(SendError::NoDestination);
@@ -222,10 +259,12 @@ impl Runtime {
                 unsafe { me.note_answered(dest, session) };
             } else if source != me.handle() && session > 0 {
                 // A redirected request is now someone else's to answer.
+                // SAFETY: as above.
                 unsafe { me.note_answered(source, session) };
             }
         }
-        let msg = Message::new(source, session, ty8, data, size);
+        // SAFETY: `own_payload` made `data` a block of `size` bytes owned here (or null).
+        let msg = unsafe { Message::new(source, session, ty8, data, size) };
         match self.push(dest, msg) {
             Ok(()) => Ok(session),
             Err(mut m) => {
@@ -250,9 +289,12 @@ impl Runtime {
         Some(Resolved::Global)
     }
 
-    /// Send to a string address (`skynet_sendname`); pointer contract as [`Self::send`].
-    #[allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
-    pub fn send_name(
+    /// Send to a string address (`skynet_sendname`).
+    ///
+    /// # Safety
+    /// As [`Self::send`].
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn send_name(
         &self,
         from: Option<&Context>,
         source: u32,
@@ -263,12 +305,52 @@ impl Runtime {
         size: usize,
     ) -> Result<i32, SendError> {
         match self.resolve(addr) {
-            Some(Resolved::Handle(h)) => self.send(from, source, h, ty, session, data, size),
-            Some(Resolved::Global) => crate::services::harbor::send_global(
-                self, from, source, addr, ty, session, data, size,
-            ),
+            // SAFETY: the caller's contract, passed on.
+            Some(Resolved::Handle(h)) => unsafe {
+                self.send(from, source, h, ty, session, data, size)
+            },
+            // SAFETY: the caller's contract, passed on.
+            Some(Resolved::Global) => unsafe {
+                self.send_global(from, source, addr, ty, session, data, size)
+            },
             None => {
-                free_if_owned(ty, data);
+                // SAFETY: the caller's contract.
+                unsafe { free_if_owned(ty, data) };
+                Err(SendError::NoDestination)
+            }
+        }
+    }
+
+    /// Route a send to a global name through the harbor service, in an envelope.
+    ///
+    /// # Safety
+    /// As [`Self::send`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn send_global(
+        &self,
+        from: Option<&Context>,
+        source: u32,
+        name: &str,
+        ty: i32,
+        session: i32,
+        data: *mut u8,
+        size: usize,
+    ) -> Result<i32, SendError> {
+        let harbor = self.harbor_service();
+        if harbor == 0 || name.len() >= GLOBALNAME_LENGTH {
+            // SAFETY: the caller's pointer contract.
+            unsafe { free_if_owned(ty, data) };
+            return Err(SendError::NoDestination);
+        }
+        // SAFETY: the caller's pointer contract.
+        let (session, data) = unsafe { own_payload(from, ty, session, data, size) };
+        // SAFETY: `own_payload` made `data` a block owned here (or null).
+        let msg = unsafe { Envelope::message(name, source, session, ty, data, size) };
+        match self.push(harbor, msg) {
+            Ok(()) => Ok(session),
+            Err(m) => {
+                // SAFETY: `m` is the envelope message built above.
+                unsafe { Envelope::discard(m) };
                 Err(SendError::NoDestination)
             }
         }
@@ -277,7 +359,7 @@ impl Runtime {
     /// Launch `"<module> <args>"`; returns the new handle.
     pub fn launch(&self, cmdline: &str) -> Option<u32> {
         let (module, args) = split_launch(cmdline);
-        let Some(mut svc) = crate::services::create(module) else {
+        let Some(mut svc) = (self.natives)(module) else {
             eprintln!("try open {module} failed : no such native module");
             self.log(0, &format!("error: launch {module} FAILED"));
             return None;
@@ -322,22 +404,25 @@ impl Runtime {
         ctx.mark_retired();
         let monitor = self.exit_monitor.load(Ordering::Acquire);
         if monitor != 0 {
-            let _ = self.send(
-                None,
-                handle,
-                monitor,
-                ptype::CLIENT as i32,
-                0,
-                std::ptr::null_mut(),
-                0,
-            );
+            // SAFETY: no payload, no sending service.
+            let _ = unsafe {
+                self.send(
+                    None,
+                    handle,
+                    monitor,
+                    ptype::CLIENT as i32,
+                    0,
+                    std::ptr::null_mut(),
+                    0,
+                )
+            };
         }
         // A marker message rather than "schedule if idle": a worker holding the queue
         // may be about to find it empty and let it go without seeing the retired flag
         // (it checked just before we set it). The marker keeps the queue non-empty, so
         // that worker pops it and then sees the flag; if the queue was idle, the push
         // schedules it. Either way exactly one worker drains it (see `dispatch`).
-        let marker = Message::new(0, RETIRE_SESSION, ptype::SYSTEM, std::ptr::null_mut(), 0);
+        let marker = Message::empty(0, RETIRE_SESSION, ptype::SYSTEM);
         let _ = self.push_to(&ctx, marker);
         true
     }
@@ -352,28 +437,12 @@ impl Runtime {
         let owed = unsafe { ctx.take_pending() };
         for mut msg in queued {
             if msg.source != 0 {
-                let _ = self.send(
-                    None,
-                    handle,
-                    msg.source,
-                    ptype::ERROR as i32,
-                    msg.session,
-                    std::ptr::null_mut(),
-                    0,
-                );
+                self.send_error(handle, msg.source, msg.session);
             }
             msg.free();
         }
         for (source, session) in owed {
-            let _ = self.send(
-                None,
-                handle,
-                source,
-                ptype::ERROR as i32,
-                session,
-                std::ptr::null_mut(),
-                0,
-            );
+            self.send_error(handle, source, session);
         }
         // SAFETY: as above.
         let svc = unsafe { ctx.release_service() };
@@ -391,6 +460,22 @@ impl Runtime {
             2 => self.close_logger_if_last(),
             _ => {}
         }
+    }
+
+    /// A `PTYPE_ERROR` without payload from `source` (gone) to `dest`.
+    fn send_error(&self, source: u32, dest: u32, session: i32) {
+        // SAFETY: no payload, no sending service.
+        let _ = unsafe {
+            self.send(
+                None,
+                source,
+                dest,
+                ptype::ERROR as i32,
+                session,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
     }
 
     /// The harbor sink does not keep the process alive.
@@ -423,13 +508,7 @@ impl Runtime {
             return;
         }
         let logger = self.logger_handle();
-        let marker = Message::new(
-            0,
-            LOGGER_CLOSE_SESSION,
-            ptype::SYSTEM,
-            std::ptr::null_mut(),
-            0,
-        );
+        let marker = Message::empty(0, LOGGER_CLOSE_SESSION, ptype::SYSTEM);
         if logger == 0 || self.push(logger, marker).is_err() {
             for ctx in self.handles.all() {
                 self.retire(ctx.handle());
@@ -477,6 +556,7 @@ impl Runtime {
             0
         };
         ctx.running_since.store(start, Ordering::Relaxed);
+        // SAFETY: this worker holds the queue; the reference ends with the callback.
         let kept = match unsafe { ctx.service_mut() } {
             Some(svc) => svc.dispatch(ctx, msg),
             None => false,
@@ -493,7 +573,7 @@ impl Runtime {
 
     /// A timer expired: tell its owner.
     pub fn fire_timer(&self, ev: TimerEvent) {
-        let msg = Message::new(0, ev.session, ptype::RESPONSE, std::ptr::null_mut(), 0);
+        let msg = Message::empty(0, ev.session, ptype::RESPONSE);
         let _ = self.push(ev.handle, msg);
     }
 
@@ -515,8 +595,11 @@ impl Runtime {
 
 /// The session and payload of a send from here on: a fresh session of `from` with
 /// ALLOCSESSION (0 without a sender), and `data` itself with DONTCOPY, else a copy of
-/// its `size` bytes (pointer contract as [`Runtime::send`]).
-pub(crate) fn own_payload(
+/// its `size` bytes.
+///
+/// # Safety
+/// The pointer contract of [`Runtime::send`].
+unsafe fn own_payload(
     from: Option<&Context>,
     ty: i32,
     session: i32,
@@ -538,7 +621,10 @@ pub(crate) fn own_payload(
 }
 
 /// Free `data` if the send handed it over (DONTCOPY) and it is not delivered.
-pub(crate) fn free_if_owned(ty: i32, data: *mut u8) {
+///
+/// # Safety
+/// The pointer contract of [`Runtime::send`].
+unsafe fn free_if_owned(ty: i32, data: *mut u8) {
     if ty & ptype::TAG_DONTCOPY != 0 && !data.is_null() {
         // SAFETY: ownership was handed over with DONTCOPY.
         unsafe { payload_free(data) }
@@ -578,6 +664,32 @@ mod tests {
         assert_eq!(split_launch("logger"), ("logger", None));
         assert_eq!(split_launch("snlua a b\nrest"), ("snlua", Some("a b")));
         assert_eq!(split_launch("x\ty"), ("x", Some("y")));
+    }
+
+    /// Retiring a service whose queue a worker holds: the queue must stay reachable so
+    /// a worker drains it and the callers it owes get errors. (Was tests/retire.rs;
+    /// it needs the runtime's internals, so it lives here.)
+    #[test]
+    fn retire_while_a_worker_holds_the_empty_queue() {
+        let rt = init(0, 1, false, |_| None);
+        // A new queue starts "scheduled": exactly the state of a queue a worker holds
+        // after dispatching its last message, just before its next (empty) pop.
+        let ctx = rt.handles.register(|h| Arc::new(Context::new(h)));
+        assert!(rt.retire(ctx.handle()));
+        // The worker pops next. Before the fix this was None: the worker let the queue
+        // go and nobody ever destroyed the retired service (owed callers hung forever).
+        let mut popped = ctx
+            .queue
+            .pop()
+            .expect("retired service lost: its queue went idle without a drain")
+            .msg;
+        // The marker is not delivered to the service; the worker then sees the flag.
+        rt.dispatch(&ctx, &mut popped);
+        assert!(ctx.is_retired());
+        assert_eq!(ctx.message_count.load(Ordering::Relaxed), 0);
+        // Retiring twice is refused; the handle is gone.
+        assert!(!rt.retire(ctx.handle()));
+        assert!(rt.handles.grab(ctx.handle()).is_none());
     }
 
     #[test]

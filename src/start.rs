@@ -1,6 +1,8 @@
 //! Process startup and shutdown (config.md §4): config, defaults, signals, daemon,
 //! logger, bootstrap, threads; and teardown when the last service is gone.
 
+use crate::api::NativeService;
+use crate::message::{ptype, Message};
 use crate::{config, daemon, env, runtime};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,6 +31,11 @@ fn install_signals() {
     }
 }
 
+/// Every native service a `LAUNCH` can name: the framework's, then the sample's.
+fn native_service(name: &str) -> Option<Box<dyn NativeService>> {
+    crate::services::create(name).or_else(|| crate::sample::create(name))
+}
+
 /// Run the node described by the config file at `path` until every service is gone.
 pub fn run(path: &str) -> Result<(), String> {
     let entries = config::load(path).map_err(|e| e.0)?;
@@ -44,7 +51,7 @@ pub fn run(path: &str) -> Result<(), String> {
         Ok(h) if (0..=255).contains(&h) => h as u32,
         _ => return Err("Invalid config key harbor: must be an integer in [0,255]".into()),
     };
-    crate::services::package::frame_timeout_cs(env::get("frame_timeout").as_deref())?;
+    crate::sample::package::frame_timeout_cs(env::get("frame_timeout").as_deref())?;
     env::get_or_default("cpath", "./cservice/?.so");
     let bootstrap = env::get_or_default("bootstrap", "snlua bootstrap");
     let logservice = env::get_or_default("logservice", "logger");
@@ -60,13 +67,15 @@ pub fn run(path: &str) -> Result<(), String> {
         None => None,
     };
 
-    let rt = runtime::init(harbor, threads as usize, profile);
+    let rt = runtime::init(harbor, threads as usize, profile, native_service);
     install_signals();
 
     let sink: crate::socket::Sink = Arc::new(|owner, data, size| {
-        let msg = crate::message::Message::new(0, 0, crate::message::ptype::SOCKET, data, size);
+        // SAFETY: the socket server hands over a payload block of `size` bytes.
+        let msg = unsafe { Message::new(0, 0, ptype::SOCKET, data, size) };
         if let Err(m) = runtime::get().push(owner, msg) {
-            free_socket_message(m.data, m.size);
+            // SAFETY: the undelivered socket message is ours, whole.
+            unsafe { free_socket_message(m.data, m.size) };
         }
     });
     match crate::socket::SocketServer::new(sink) {
@@ -138,7 +147,11 @@ pub fn run(path: &str) -> Result<(), String> {
 }
 
 /// Free an undeliverable socket message and the data block it carries.
-fn free_socket_message(data: *mut u8, size: usize) {
+///
+/// # Safety
+/// `data` (null or `size` bytes) is an owned socket message payload from the socket
+/// server, whose `buffer` field (if any) is owned too.
+unsafe fn free_socket_message(data: *mut u8, size: usize) {
     if data.is_null() {
         return;
     }
@@ -173,14 +186,7 @@ fn timer_main(rt: &'static runtime::Runtime) {
         if rt.sighup.swap(false, Ordering::Relaxed) {
             let logger = rt.logger_handle();
             if logger != 0 {
-                let msg = crate::message::Message::new(
-                    0,
-                    0,
-                    crate::message::ptype::SYSTEM,
-                    std::ptr::null_mut(),
-                    0,
-                );
-                let _ = rt.push(logger, msg);
+                let _ = rt.push(logger, Message::empty(0, 0, ptype::SYSTEM));
             }
         }
         if rt.sigterm.load(Ordering::Relaxed) {

@@ -1,8 +1,8 @@
-//! `skynet-lua`: a plain Lua 5.4 interpreter with `lsocket`, `sproto.core` and
-//! `client.crypt` (also as `skynet.crypt`) built in, and the framework's Lua embedded
-//! as a `require` fallback (as in the server), so the sample's command-line client
-//! (`client/simpleclient.lua`) runs on a fresh machine that has only cargo, with no
-//! skynet tree beside it.
+//! `skynet-lua`: the sample's client interpreter. A plain Lua 5.4 interpreter with
+//! `lsocket` (`src/sample/`), `sproto.core` and `client.crypt` (also as `skynet.crypt`)
+//! built in, and the framework's Lua embedded as a `require` fallback (as in the
+//! server), so the sample's command-line client (`client/simpleclient.lua`) runs on a
+//! fresh machine that has only cargo, with no skynet tree beside it.
 //!
 //! Usage (a subset of the stock `lua` command):
 //!
@@ -22,7 +22,9 @@ use std::ffi::{c_int, CStr, CString};
 use std::process::ExitCode;
 
 use mlua::ffi::{self, lua_State};
-use skynet::lua::modules::{crypt, lsocket, sproto};
+use skynet::lua::ffi::push_str;
+use skynet::lua::modules::{crypt, sproto};
+use skynet::sample::lsocket;
 
 /// lua.c's message handler: string messages get a traceback; other objects are
 /// shown through `__tostring` when they have one.
@@ -77,10 +79,6 @@ unsafe fn preload(L: *mut lua_State, name: &CStr, f: ffi::lua_CFunction) {
     ffi::lua_pushcfunction(L, f);
     ffi::lua_setfield(L, -2, name.as_ptr());
     ffi::lua_settop(L, -3);
-}
-
-unsafe fn push_str(L: *mut lua_State, s: &str) {
-    ffi::lua_pushlstring(L, s.as_ptr() as *const _, s.len());
 }
 
 fn main() -> ExitCode {

@@ -1,6 +1,6 @@
 //! Lua states for snlua services: creation with a memory-accounting allocator, the
 //! native-module preload table, the embedded-framework fallback, and the per-service
-//! record ([`LuaService`]) that native functions reach through an upvalue or the
+//! record (`LuaService`) that native functions reach through an upvalue or the
 //! registry key `skynet_context`.
 //!
 //! Every native module is registered in `package.preload`, so a service pays only a
@@ -12,7 +12,14 @@
 //! export the Lua C API, see build.rs and docs/C-MODULES.md); they run after
 //! `package.preload`, so a preloaded native module wins over a `.so` of the same name.
 
-use crate::context::Context;
+// The crate denies `unsafe_op_in_unsafe_fn`; this file allows it for the
+// embedded-framework searcher functions only (`find_embedded_module` to
+// `install_embedded_fallback`), which are being reworked with the Lua tree's move and
+// get explicit `unsafe` blocks after that lands. Everything else here has them.
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use crate::api::Context;
+use crate::lua::ffi::{push_str, raise, to_bytes};
 use libmimalloc_sys as mi;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -20,13 +27,13 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// 32 MiB: the first memory warning threshold.
-pub const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
+pub(crate) const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
 
 /// Bytes held by all Lua states of the process.
-pub static TOTAL_LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static TOTAL_LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
 
 /// Allocator bookkeeping of one Lua state.
-pub struct AllocState {
+pub(crate) struct AllocState {
     pub used: AtomicUsize,
     unreported: std::sync::atomic::AtomicIsize,
     pub limit: AtomicUsize,
@@ -44,11 +51,13 @@ unsafe extern "C" fn lua_alloc(
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
-    let st = &*(ud as *const AllocState);
+    // SAFETY: `ud` is the state's `AllocState` (see `LuaService::new`), which outlives it.
+    let st = unsafe { &*(ud as *const AllocState) };
     let old = if ptr.is_null() { 0 } else { osize };
     let used = st.used.load(Ordering::Relaxed);
     if nsize == 0 {
-        mi::mi_free(ptr);
+        // SAFETY: Lua frees a block this allocator returned (or null).
+        unsafe { mi::mi_free(ptr) };
         st.account(used - old, -(old as isize));
         return std::ptr::null_mut();
     }
@@ -56,7 +65,8 @@ unsafe extern "C" fn lua_alloc(
     if nsize > old && limit != 0 && used + nsize - old > limit {
         return std::ptr::null_mut();
     }
-    let p = mi::mi_realloc(ptr, nsize);
+    // SAFETY: `ptr` is null or a block this allocator returned.
+    let p = unsafe { mi::mi_realloc(ptr, nsize) };
     if p.is_null() {
         return p;
     }
@@ -65,12 +75,10 @@ unsafe extern "C" fn lua_alloc(
     let report = st.report.load(Ordering::Relaxed);
     if now > report {
         st.report.store(report * 2, Ordering::Relaxed);
-        if let Some(rt) = crate::runtime::try_get() {
-            rt.log(
-                st.handle,
-                &format!("Memory warning {:.2} M", now as f64 / (1024.0 * 1024.0)),
-            );
-        }
+        crate::api::log(
+            st.handle,
+            &format!("Memory warning {:.2} M", now as f64 / (1024.0 * 1024.0)),
+        );
     }
     p
 }
@@ -98,7 +106,7 @@ impl Drop for AllocState {
 }
 
 /// What a Lua service shares with other threads (the SIGNAL handler, `memory.info`).
-pub struct Shared {
+pub(crate) struct Shared {
     /// The Lua thread now running in this service (null when idle).
     pub active: AtomicPtr<lua_State>,
     /// The main thread (null once closed).
@@ -134,7 +142,7 @@ impl Shared {
 }
 
 /// A Lua service's state, boxed so its address is stable for lightuserdata upvalues.
-pub struct LuaService {
+pub(crate) struct LuaService {
     pub ctx: *const Context,
     pub handle: u32,
     pub L: *mut lua_State,
@@ -165,6 +173,9 @@ impl LuaService {
             callback_ref: ffi::LUA_NOREF,
             forward: false,
         });
+        // SAFETY: `L` is the fresh state, used by this thread only; the registry keeps a
+        // pointer to the boxed `svc`, whose address is stable and which closes the state
+        // before it goes away (Drop).
         unsafe {
             // Generational mode is entered now, while the heap is empty: switching
             // later runs a full collection of everything the service has loaded
@@ -216,151 +227,55 @@ impl Drop for LuaService {
 ///
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
-pub unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
-    ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
-    let p = ffi::lua_touserdata(L, -1) as *mut LuaService;
-    ffi::lua_pop(L, 1);
-    p
+pub(crate) unsafe fn lua_service(L: *mut lua_State) -> *mut LuaService {
+    // SAFETY: `L` is valid (the contract); a field read and a pop.
+    unsafe {
+        ffi::lua_getfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
+        let p = ffi::lua_touserdata(L, -1) as *mut LuaService;
+        ffi::lua_pop(L, 1);
+        p
+    }
 }
 
 /// The calling service's handle; raises "Init skynet context first" outside a service.
 ///
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
-pub unsafe fn service_handle(L: *mut lua_State) -> u32 {
-    let p = lua_service(L);
-    if p.is_null() {
-        raise(L, "Init skynet context first");
+pub(crate) unsafe fn service_handle(L: *mut lua_State) -> u32 {
+    // SAFETY: `L` is valid (the contract); a non-null registry entry is the state's own
+    // `LuaService`, alive while the state runs.
+    unsafe {
+        let p = lua_service(L);
+        if p.is_null() {
+            raise(L, "Init skynet context first");
+        }
+        (*p).handle
     }
-    (*p).handle
-}
-
-/// Raise a Lua error with `msg` (never returns). Callers must hold no values with
-/// destructors in frames this unwinds (it is a longjmp).
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe fn raise(L: *mut lua_State, msg: &str) -> ! {
-    ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
-    drop_str_and_error(L)
-}
-
-#[inline(never)]
-unsafe fn drop_str_and_error(L: *mut lua_State) -> ! {
-    ffi::lua_error(L)
-}
-
-/// Longest message [`raise_string`] keeps.
-const RAISE_MAX: usize = 1024;
-
-/// Raise an owned message. The text is copied to a stack buffer (up to 1 KiB) and the
-/// `String` dropped *before* the push, because pushing allocates and can itself raise
-/// a memory error.
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime; no other value with a destructor may
-/// be alive in the frames this unwinds.
-pub unsafe fn raise_string(L: *mut lua_State, msg: String) -> ! {
-    let mut buf = [0u8; RAISE_MAX];
-    let n = msg.len().min(RAISE_MAX);
-    buf[..n].copy_from_slice(&msg.as_bytes()[..n]);
-    drop(msg);
-    ffi::lua_pushlstring(L, buf.as_ptr() as *const c_char, n);
-    ffi::lua_error(L)
-}
-
-/// A Lua error was raised inside [`protected`]; its error object is on the stack top.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Raised;
-
-/// The body run by [`protected`].
-pub type ProtectedBody<'a> = &'a mut dyn FnMut(*mut lua_State) -> c_int;
-
-unsafe extern "C-unwind" fn protected_trampoline(L: *mut lua_State) -> c_int {
-    let body = &mut *(ffi::lua_touserdata(L, 1) as *mut ProtectedBody);
-    ffi::lua_remove(L, 1);
-    body(L)
-}
-
-/// Run `body` (which pushes results and returns how many) under `lua_pcall`, for code
-/// that must call raising Lua API functions (allocation, metamethods) while Rust values
-/// with destructors are alive: keep those values in the *caller's* frame and let the
-/// body borrow them. A raise inside the body then unwinds only to the pcall; the caller
-/// drops its values and re-raises with [`reraise`]. The body must not own such values
-/// itself. The top `nargs` values of the caller's stack are moved to the body's stack
-/// (indices 1..=nargs); it sees nothing else.
-///
-/// Returns the number of results left on top of the stack, or `Err` with the error
-/// object on top.
-///
-/// # Safety
-/// `L` must be a valid Lua state with `nargs` values pushed and two free stack slots.
-pub unsafe fn protected(
-    L: *mut lua_State,
-    nargs: c_int,
-    mut body: ProtectedBody,
-) -> Result<c_int, Raised> {
-    let base = ffi::lua_gettop(L) - nargs;
-    ffi::lua_pushcfunction(L, protected_trampoline);
-    ffi::lua_insert(L, base + 1);
-    ffi::lua_pushlightuserdata(L, &mut body as *mut ProtectedBody as *mut c_void);
-    ffi::lua_insert(L, base + 2);
-    if ffi::lua_pcall(L, nargs + 1, ffi::LUA_MULTRET, 0) != ffi::LUA_OK {
-        return Err(Raised);
-    }
-    Ok(ffi::lua_gettop(L) - base)
-}
-
-/// Re-raise the error object on top of the stack (after [`protected`] failed).
-///
-/// # Safety
-/// As [`raise`].
-pub unsafe fn reraise(L: *mut lua_State) -> ! {
-    ffi::lua_error(L)
-}
-
-/// A Lua string argument as bytes (borrowed from the Lua stack).
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe fn to_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(L, idx, &mut len);
-    if p.is_null() {
-        None
-    } else {
-        Some(std::slice::from_raw_parts(p as *const u8, len))
-    }
-}
-
-/// Push a Rust string.
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe fn push_str(L: *mut lua_State, s: &[u8]) {
-    ffi::lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
 }
 
 unsafe fn register_preloads(L: *mut lua_State) {
-    use crate::lua::modules as m;
-    let entries: &[(&CStr, ffi::lua_CFunction)] = &[
-        (c"skynet.core", m::core::luaopen_skynet_core),
-        (c"skynet.profile", m::profile::luaopen_skynet_profile),
-        (c"profile", m::profile::luaopen_skynet_profile),
-        (c"skynet.memory", m::memory::luaopen_skynet_memory),
-        (c"memory", m::memory::luaopen_skynet_memory),
-        (c"skynet.codecache", m::core::luaopen_skynet_codecache),
-    ];
-    ffi::luaL_getsubtable(L, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
-    for (name, f) in entries {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
+    // SAFETY: `L` is the fresh state being set up by `LuaService::new`.
+    unsafe {
+        use crate::lua::modules as m;
+        let entries: &[(&CStr, ffi::lua_CFunction)] = &[
+            (c"skynet.core", m::core::luaopen_skynet_core),
+            (c"skynet.profile", m::profile::luaopen_skynet_profile),
+            (c"profile", m::profile::luaopen_skynet_profile),
+            (c"skynet.memory", m::memory::luaopen_skynet_memory),
+            (c"memory", m::memory::luaopen_skynet_memory),
+            (c"skynet.codecache", m::core::luaopen_skynet_codecache),
+        ];
+        ffi::luaL_getsubtable(L, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
+        for (name, f) in entries {
+            ffi::lua_pushcfunction(L, *f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        for (name, f) in m::EXTRA_PRELOADS {
+            ffi::lua_pushcfunction(L, *f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        ffi::lua_pop(L, 1);
     }
-    for (name, f) in m::EXTRA_PRELOADS {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
-    }
-    ffi::lua_pop(L, 1);
 }
 
 /// Find an embedded file for module `name`; pushes its chunk name when found.
@@ -560,10 +475,6 @@ unsafe fn install_embedded_fallback(L: *mut lua_State) {
 mod tests {
     use super::*;
 
-    unsafe extern "C-unwind" fn raises_owned(L: *mut lua_State) -> c_int {
-        raise_string(L, "x".repeat(5000))
-    }
-
     #[test]
     fn wrong_lua_version_is_recognised_by_the_missing_symbol() {
         assert!(missing_lua_symbol(
@@ -573,44 +484,5 @@ mod tests {
         assert!(missing_lua_symbol(b"m.so: undefined symbol: luaL_register"));
         assert!(!missing_lua_symbol(b"m.so: undefined symbol: deflateInit_"));
         assert!(!missing_lua_symbol(b"m.so: cannot open shared object file"));
-    }
-
-    #[test]
-    fn protected_bodies_raise_to_the_caller_not_past_it() {
-        unsafe {
-            let L = ffi::luaL_newstate();
-            // Caller-owned values stay in the caller's frame; the body borrows them.
-            let owned = vec![1u8, 2, 3];
-            let r = protected(L, 0, &mut |L| {
-                ffi::lua_pushinteger(L, owned.len() as ffi::lua_Integer);
-                1
-            });
-            assert_eq!(r, Ok(1));
-            assert_eq!(ffi::lua_tointeger(L, -1), 3);
-            ffi::lua_settop(L, 0);
-            // A raise inside comes back as Err with the error object on top.
-            let r = protected(L, 0, &mut |L| raise(L, "boom"));
-            assert!(r.is_err());
-            assert_eq!(to_bytes(L, -1), Some(&b"boom"[..]));
-            ffi::lua_settop(L, 0);
-            // Arguments move to the body's stack.
-            ffi::lua_pushinteger(L, 7);
-            ffi::lua_pushinteger(L, 8);
-            let r = protected(L, 2, &mut |L| {
-                let sum = ffi::lua_tointeger(L, 1) + ffi::lua_tointeger(L, 2);
-                ffi::lua_pushinteger(L, sum + ffi::lua_gettop(L) as ffi::lua_Integer);
-                1
-            });
-            assert_eq!(r, Ok(1));
-            assert_eq!(ffi::lua_gettop(L), 1);
-            assert_eq!(ffi::lua_tointeger(L, 1), 17);
-            ffi::lua_settop(L, 0);
-            // raise_string keeps at most RAISE_MAX bytes.
-            ffi::lua_pushcfunction(L, raises_owned);
-            assert_ne!(ffi::lua_pcall(L, 0, 0, 0), ffi::LUA_OK);
-            assert_eq!(to_bytes(L, -1).map(|b| b.len()), Some(RAISE_MAX));
-            drop(owned);
-            ffi::lua_close(L);
-        }
     }
 }

@@ -15,10 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::context::Context;
-use crate::message::{payload_free, payload_from, ptype, Message};
-use crate::runtime;
-use crate::services::NativeService;
+use crate::api::{self, ptype, Context, Message, NativeService};
+use crate::message::{payload_free, payload_from};
 use crate::socket::{
     Buffer, SocketMessage, HEADER_SIZE, SOCKET_ACCEPT, SOCKET_CLOSE, SOCKET_DATA, SOCKET_ERROR,
     SOCKET_UDP, SOCKET_WARNING,
@@ -66,14 +64,7 @@ impl Gate {
     }
 
     fn log(&self, text: &str) {
-        runtime::get().log(self.handle, text);
-    }
-
-    fn resolve(addr: &str) -> Option<u32> {
-        match runtime::get().resolve(addr)? {
-            runtime::Resolved::Handle(h) => Some(h),
-            _ => None,
-        }
+        api::log(self.handle, text);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -87,28 +78,33 @@ impl Gate {
         bytes: &[u8],
         dontcopy: bool,
     ) {
-        let rt = runtime::get();
         if dontcopy {
             let p = payload_from(bytes);
-            let _ = rt.send(
-                Some(ctx),
-                source,
-                dest,
-                ty as i32 | ptype::TAG_DONTCOPY,
-                session,
-                p,
-                bytes.len(),
-            );
+            // SAFETY: `p` is a fresh payload block handed over; `ctx` is this service.
+            let _ = unsafe {
+                api::send(
+                    Some(ctx),
+                    source,
+                    dest,
+                    ty as i32 | ptype::TAG_DONTCOPY,
+                    session,
+                    p,
+                    bytes.len(),
+                )
+            };
         } else {
-            let _ = rt.send(
-                Some(ctx),
-                source,
-                dest,
-                ty as i32,
-                session,
-                bytes.as_ptr() as *mut u8,
-                bytes.len(),
-            );
+            // SAFETY: `bytes` is borrowed for the copy; `ctx` is this service.
+            let _ = unsafe {
+                api::send(
+                    Some(ctx),
+                    source,
+                    dest,
+                    ty as i32,
+                    session,
+                    bytes.as_ptr() as *mut u8,
+                    bytes.len(),
+                )
+            };
         }
     }
 
@@ -121,7 +117,7 @@ impl Gate {
     fn command(&mut self, text: &str) {
         let mut it = text.split_whitespace();
         let cmd = it.next().unwrap_or("");
-        let srv = runtime::socket_server();
+        let srv = api::socket_server();
         match cmd {
             "kick" => {
                 if let Some(id) = it.next().and_then(|s| s.parse::<i32>().ok()) {
@@ -132,8 +128,8 @@ impl Gate {
             }
             "forward" => {
                 let id = it.next().and_then(|s| s.parse::<i32>().ok());
-                let agent = it.next().and_then(Self::resolve);
-                let client = it.next().and_then(Self::resolve);
+                let agent = it.next().and_then(api::query_name);
+                let client = it.next().and_then(api::query_name);
                 if let (Some(id), Some(agent), Some(client)) = (id, agent, client) {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.agent = agent;
@@ -142,7 +138,7 @@ impl Gate {
                 }
             }
             "broker" => {
-                if let Some(b) = it.next().and_then(Self::resolve) {
+                if let Some(b) = it.next().and_then(api::query_name) {
                     self.broker = b;
                 }
             }
@@ -176,7 +172,7 @@ impl Gate {
             return false;
         }
         let ptr = std::mem::replace(&mut msg.data, std::ptr::null_mut());
-        runtime::socket_server().send(id, Buffer::Raw { ptr, len: sz - 4 });
+        api::socket_server().send(id, Buffer::Raw { ptr, len: sz - 4 });
         true
     }
 
@@ -215,7 +211,7 @@ impl Gate {
         if too_big {
             self.log("Recv socket message > 16M");
             self.conns.remove(&id);
-            runtime::socket_server().close(id);
+            api::socket_server().close(id);
             return;
         }
         let rest = if off == input.len() {
@@ -292,7 +288,7 @@ impl Gate {
                 }
                 let nid = m.ud;
                 if self.conns.len() >= self.max {
-                    runtime::socket_server().close(nid);
+                    api::socket_server().close(nid);
                     return;
                 }
                 self.conns.insert(
@@ -304,7 +300,7 @@ impl Gate {
                     },
                 );
                 // Request/response traffic: Nagle would only add latency.
-                runtime::socket_server().nodelay(nid);
+                api::socket_server().nodelay(nid);
                 self.log(&format!("socket open: {nid:x}"));
                 self.notify(ctx, format!("{nid} open {nid} {}:0", text()).as_bytes());
             }
@@ -320,7 +316,7 @@ impl Gate {
                 if self.conns.remove(&m.id).is_some() {
                     // The gate owns the socket: the peer's EOF ends the connection
                     // here (output already queued is still written), an error at once.
-                    let srv = runtime::socket_server();
+                    let srv = api::socket_server();
                     if m.kind == SOCKET_ERROR {
                         srv.shutdown(m.id);
                     } else {
@@ -363,7 +359,7 @@ impl NativeService for Gate {
         self.watchdog = if parts[1] == "!" {
             0
         } else {
-            match Self::resolve(parts[1]) {
+            match api::query_name(parts[1]) {
                 Some(h) => h,
                 None => {
                     self.log(&format!("Invalid watchdog {}", parts[1]));
@@ -383,7 +379,7 @@ impl NativeService for Gate {
             self.log(&format!("Invalid gate address {listen}"));
             return Err("address".into());
         };
-        let srv = runtime::socket_server();
+        let srv = api::socket_server();
         match srv.listen(self.handle, host, port, 128) {
             Ok(id) => {
                 self.listen_id = id;

@@ -1,102 +1,18 @@
 //! The native `harbor` service in single-node mode (harbor = 0): the sink for messages
 //! sent to global names (core.md §12).
 //!
-//! A send to a global name becomes a `PTYPE_SYSTEM` envelope to this service. Once a
+//! A send to a global name becomes a `PTYPE_SYSTEM` envelope ([`crate::remote`]) to
+//! this service. Once a
 //! name is bound (`PTYPE_HARBOR` text `"N <name>"` from the name's owner, relayed by
 //! cdummy), envelopes for it are delivered locally with their original source, session
 //! and type; until then they wait here, and the slave is told `"Q <name>"`.
 //! Multi-node harbors (harbor ≠ 0) are not implemented: cluster is the way to scale.
 
-use crate::context::Context;
-use crate::message::{payload_alloc, payload_free, ptype, Message};
-use crate::runtime::{free_if_owned, own_payload, Runtime, SendError};
-use crate::services::NativeService;
+use crate::api::{self, ptype, Context, Message, NativeService};
+use crate::message::payload_free;
+use crate::remote::{cookie, Envelope, GLOBALNAME_LENGTH};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-const GLOBALNAME_LENGTH: usize = 16;
-
-/// The envelope, written into a payload block (so a drain can free it with libc).
-/// `cookie` marks envelopes built here: a script can send the harbor any 64 bytes as
-/// `PTYPE_SYSTEM`, and an envelope carries a payload pointer that gets freed.
-#[repr(C)]
-struct Envelope {
-    cookie: u64,
-    name: [u8; GLOBALNAME_LENGTH],
-    name_len: usize,
-    source: u32,
-    session: i32,
-    ty: i32,
-    data: *mut u8,
-    size: usize,
-}
-
-/// Route a send to a global name through the harbor service (pointer contract as
-/// [`Runtime::send`]).
-#[allow(clippy::too_many_arguments, clippy::not_unsafe_ptr_arg_deref)]
-pub fn send_global(
-    rt: &Runtime,
-    from: Option<&Context>,
-    source: u32,
-    name: &str,
-    ty: i32,
-    session: i32,
-    data: *mut u8,
-    size: usize,
-) -> Result<i32, SendError> {
-    let harbor = rt.harbor_service.load(Ordering::Acquire);
-    if harbor == 0 || name.len() >= GLOBALNAME_LENGTH {
-        free_if_owned(ty, data);
-        return Err(SendError::NoDestination);
-    }
-    let (session, data) = own_payload(from, ty, session, data, size);
-    let mut env = Envelope {
-        cookie: cookie(),
-        name: [0; GLOBALNAME_LENGTH],
-        name_len: name.len(),
-        source,
-        session,
-        ty: ty & 0xff,
-        data,
-        size,
-    };
-    env.name[..name.len()].copy_from_slice(name.as_bytes());
-    let block = payload_alloc(std::mem::size_of::<Envelope>());
-    // SAFETY: block is large enough; alignment of malloc suffices for Envelope.
-    unsafe { std::ptr::write(block as *mut Envelope, env) };
-    let msg = Message::new(
-        source,
-        0,
-        ptype::SYSTEM,
-        block,
-        std::mem::size_of::<Envelope>(),
-    );
-    match rt.push(harbor, msg) {
-        Ok(()) => Ok(session),
-        Err(mut m) => {
-            unsafe {
-                let e = std::ptr::read(m.data as *const Envelope);
-                if !e.data.is_null() {
-                    payload_free(e.data);
-                }
-            }
-            m.free();
-            Err(SendError::NoDestination)
-        }
-    }
-}
-
-/// A per-process secret (never visible to scripts) stamped on every envelope.
-fn cookie() -> u64 {
-    static COOKIE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *COOKIE.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(crate::timer::hpc());
-        h.finish() | 1
-    })
-}
 
 pub struct Harbor {
     slave: u32,
@@ -122,16 +38,19 @@ impl Harbor {
         }
     }
 
-    fn deliver(rt: &Runtime, to: u32, e: Envelope) {
-        let _ = rt.send(
-            None,
-            e.source,
-            to,
-            e.ty | ptype::TAG_DONTCOPY,
-            e.session,
-            e.data,
-            e.size,
-        );
+    fn deliver(to: u32, e: Envelope) {
+        // SAFETY: the envelope owns `data` (a payload block or null) and hands it over.
+        let _ = unsafe {
+            api::send(
+                None,
+                e.source,
+                to,
+                e.ty | ptype::TAG_DONTCOPY,
+                e.session,
+                e.data,
+                e.size,
+            )
+        };
     }
 }
 
@@ -143,22 +62,21 @@ impl NativeService for Harbor {
         if self.slave == 0 {
             return Err(String::new());
         }
-        crate::runtime::get().reserve_harbor(ctx.handle());
+        api::reserve_harbor(ctx);
         Ok(())
     }
 
     fn dispatch(&mut self, ctx: &Arc<Context>, msg: &mut Message) -> bool {
-        let rt = crate::runtime::get();
         match msg.ty {
             ptype::HARBOR => {
                 let text = String::from_utf8_lossy(msg.bytes()).into_owned();
                 if let Some(name) = text.strip_prefix("N ") {
                     if name.is_empty() || name.len() >= GLOBALNAME_LENGTH {
-                        rt.log(ctx.handle(), &format!("Invalid global name {name}"));
+                        api::log(ctx.handle(), &format!("Invalid global name {name}"));
                     } else {
                         self.names.insert(name.to_string(), msg.source);
                         for e in self.waiting.remove(name).unwrap_or_default() {
-                            Self::deliver(rt, msg.source, e);
+                            Self::deliver(msg.source, e);
                         }
                     }
                 }
@@ -169,7 +87,7 @@ impl NativeService for Harbor {
                 // only envelopes built by send_global carry the cookie.
                 let e = unsafe { std::ptr::read_unaligned(msg.data as *const Envelope) };
                 if e.cookie != cookie() {
-                    rt.log(
+                    api::log(
                         ctx.handle(),
                         &format!(
                             "recv invalid message from {:x}, forged envelope",
@@ -181,41 +99,47 @@ impl NativeService for Harbor {
                 let name = String::from_utf8_lossy(&e.name[..e.name_len.min(GLOBALNAME_LENGTH)])
                     .into_owned();
                 match self.names.get(&name) {
-                    Some(&h) => Self::deliver(rt, h, e),
+                    Some(&h) => Self::deliver(h, e),
                     None => {
                         let first = !self.waiting.contains_key(&name);
                         self.waiting.entry(name.clone()).or_default().push(e);
                         if first {
                             let q = format!("Q {name}");
-                            let _ = rt.send(
-                                Some(ctx),
-                                ctx.handle(),
-                                self.slave,
-                                ptype::TEXT as i32,
-                                0,
-                                q.as_ptr() as *mut u8,
-                                q.len(),
-                            );
+                            // SAFETY: `q` is borrowed for the copy; `ctx` is this service.
+                            let _ = unsafe {
+                                api::send(
+                                    Some(ctx),
+                                    ctx.handle(),
+                                    self.slave,
+                                    ptype::TEXT as i32,
+                                    0,
+                                    q.as_ptr() as *mut u8,
+                                    q.len(),
+                                )
+                            };
                         }
                     }
                 }
                 false
             }
             ty => {
-                rt.log(
+                api::log(
                     ctx.handle(),
                     &format!("recv invalid message from {:x},  type = {}", msg.source, ty),
                 );
                 if msg.session != 0 && ty != ptype::ERROR {
-                    let _ = rt.send(
-                        Some(ctx),
-                        ctx.handle(),
-                        msg.source,
-                        ptype::ERROR as i32,
-                        msg.session,
-                        std::ptr::null_mut(),
-                        0,
-                    );
+                    // SAFETY: no payload; `ctx` is this service.
+                    let _ = unsafe {
+                        api::send(
+                            Some(ctx),
+                            ctx.handle(),
+                            msg.source,
+                            ptype::ERROR as i32,
+                            msg.session,
+                            std::ptr::null_mut(),
+                            0,
+                        )
+                    };
                 }
                 false
             }

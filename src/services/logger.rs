@@ -5,9 +5,7 @@
 //! `PTYPE_SYSTEM` (sent on SIGHUP) reopens the file, for log rotation. Every line is
 //! flushed at once.
 
-use crate::context::Context;
-use crate::message::{ptype, Message};
-use crate::services::NativeService;
+use crate::api::{self, ptype, Context, Message, NativeService};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::Arc;
@@ -42,10 +40,9 @@ impl Logger {
     fn write_line(&mut self, source: u32, text: &[u8]) {
         let mut line = Vec::with_capacity(text.len() + 40);
         if self.file.is_some() {
-            let rt = crate::runtime::get();
-            let now = rt.timer.now();
+            let now = api::now();
             line.extend_from_slice(
-                timestamp(rt.timer.start_time() as i64 + (now / 100) as i64, now % 100).as_bytes(),
+                timestamp(api::starttime() as i64 + (now / 100) as i64, now % 100).as_bytes(),
             );
         }
         let _ = write!(line, "[:{source:08x}] ");
@@ -69,6 +66,7 @@ fn timestamp(secs: i64, centis: u64) -> String {
     let t = secs as libc::time_t;
     // SAFETY: zeroed tm is a valid out-parameter for localtime_r.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: valid in and out pointers.
     unsafe { libc::localtime_r(&t, &mut tm) };
     format!(
         "{:02}/{:02}/{:02} {:02}:{:02}:{:02}.{:02} ",

@@ -9,12 +9,10 @@
 //! `SIGNAL 0` arms a count hook on the Lua thread now running so its next instruction
 //! raises `signal 0` (breaking endless loops); `SIGNAL 1` logs the memory in use.
 
-use crate::context::Context;
+use crate::api::{self, ptype, Context, Message, NativeService};
 use crate::lua::embedded;
-use crate::lua::host::{push_str, LuaService, Shared};
-use crate::message::{payload_from, ptype, Message};
-use crate::runtime;
-use crate::services::NativeService;
+use crate::lua::ffi::{push_str, to_bytes};
+use crate::lua::host::{LuaService, Shared};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::atomic::Ordering;
@@ -44,45 +42,54 @@ impl Snlua {
 
 /// Message handler for `lua_pcall`: the error with a traceback.
 unsafe extern "C-unwind" fn traceback(L: *mut lua_State) -> c_int {
-    let msg = ffi::lua_tostring(L, 1);
-    if msg.is_null() {
-        if ffi::luaL_callmeta(L, 1, c"__tostring".as_ptr()) != 0
-            && ffi::lua_type(L, -1) == ffi::LUA_TSTRING
-        {
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let msg = ffi::lua_tostring(L, 1);
+        if msg.is_null() {
+            if ffi::luaL_callmeta(L, 1, c"__tostring".as_ptr()) != 0
+                && ffi::lua_type(L, -1) == ffi::LUA_TSTRING
+            {
+                return 1;
+            }
+            ffi::lua_pushstring(L, c"(no error message)".as_ptr());
             return 1;
         }
-        ffi::lua_pushstring(L, c"(no error message)".as_ptr());
-        return 1;
+        ffi::luaL_traceback(L, L, msg, 1);
+        1
     }
-    ffi::luaL_traceback(L, L, msg, 1);
-    1
 }
 
 unsafe extern "C-unwind" fn signal_hook(L: *mut lua_State, _ar: *mut ffi::lua_Debug) {
-    ffi::lua_sethook(L, None, 0, 0);
-    ffi::lua_pushstring(L, c"signal 0".as_ptr());
-    ffi::lua_error(L);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::lua_sethook(L, None, 0, 0);
+        ffi::lua_pushstring(L, c"signal 0".as_ptr());
+        ffi::lua_error(L);
+    }
 }
 
 fn optenv(key: &str, default: &str) -> String {
-    crate::env::get(key).unwrap_or_else(|| default.to_string())
+    api::getenv(key).unwrap_or_else(|| default.to_string())
 }
 
 unsafe fn set_global(L: *mut lua_State, name: &CStr, value: Option<&str>) {
-    match value {
-        Some(v) => push_str(L, v.as_bytes()),
-        None => ffi::lua_pushnil(L),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match value {
+            Some(v) => push_str(L, v.as_bytes()),
+            None => ffi::lua_pushnil(L),
+        }
+        ffi::lua_setglobal(L, name.as_ptr());
     }
-    ffi::lua_setglobal(L, name.as_ptr());
 }
 
 unsafe fn error_text(L: *mut lua_State) -> String {
-    let mut len = 0;
-    let p = ffi::lua_tolstring(L, -1, &mut len);
-    if p.is_null() {
-        "(error object is not a string)".into()
-    } else {
-        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match to_bytes(L, -1) {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => "(error object is not a string)".into(),
+        }
     }
 }
 
@@ -114,7 +121,7 @@ impl Snlua {
                 Some(&optenv("lua_cpath", "./luaclib/?.so")),
             );
             set_global(L, c"LUA_SERVICE", Some(&service_path));
-            set_global(L, c"LUA_PRELOAD", crate::env::get("preload").as_deref());
+            set_global(L, c"LUA_PRELOAD", api::getenv("preload").as_deref());
 
             ffi::lua_pushcfunction(L, traceback);
             let loader = optenv("lualoader", "./lualib/loader.lua");
@@ -149,7 +156,7 @@ impl Snlua {
                 if let Some(lua) = &self.lua {
                     lua.shared.alloc.limit.store(limit, Ordering::Relaxed);
                 }
-                runtime::get().log(
+                api::log(
                     ctx.handle(),
                     &format!(
                         "Set memory limit to {:.2} M",
@@ -214,7 +221,7 @@ impl Snlua {
                         msg.source, me, msg.session
                     ),
                 };
-                runtime::get().log(me, &line);
+                api::log(me, &line);
             }
             ffi::lua_settop(L, 1);
         }
@@ -227,15 +234,24 @@ impl NativeService for Snlua {
         let shared = Shared::new(ctx.handle());
         let for_signal = shared.clone();
         let handle = ctx.handle();
-        let _ = ctx
-            .signal_handler
-            .set(Box::new(move |sig| signal(&for_signal, handle, sig)));
+        api::set_signal_handler(ctx, move |sig| signal(&for_signal, handle, sig));
         self.shared = Some(shared);
         let args = param.unwrap_or("").as_bytes();
-        let msg = Message::new(ctx.handle(), 0, ptype::TEXT, payload_from(args), args.len());
-        runtime::get()
-            .push_to(ctx, msg)
-            .map_err(|_| "snlua: can't queue the start message".to_string())
+        // To itself, so it is the first message (the queue is not scheduled yet).
+        // SAFETY: `args` is borrowed for the copy; no sending service.
+        unsafe {
+            api::send(
+                None,
+                ctx.handle(),
+                ctx.handle(),
+                ptype::TEXT as i32,
+                0,
+                args.as_ptr() as *mut u8,
+                args.len(),
+            )
+        }
+        .map(|_| ())
+        .map_err(|_| "snlua: can't queue the start message".to_string())
     }
 
     fn dispatch(&mut self, ctx: &Arc<Context>, msg: &mut Message) -> bool {
@@ -245,30 +261,29 @@ impl NativeService for Snlua {
         self.started = true;
         let args = msg.bytes().to_vec();
         if let Err(line) = self.start(ctx, &args) {
-            let rt = runtime::get();
-            rt.log(ctx.handle(), &line);
+            api::log(ctx.handle(), &line);
             let err = b"ERROR";
-            let _ = rt.send_name(
-                Some(ctx),
-                ctx.handle(),
-                ".launcher",
-                ptype::TEXT as i32,
-                0,
-                err.as_ptr() as *mut u8,
-                err.len(),
-            );
-            crate::command::run(rt, ctx, "EXIT", None);
+            // SAFETY: `err` is borrowed for the copy; `ctx` is this service.
+            let _ = unsafe {
+                api::send_name(
+                    Some(ctx),
+                    ctx.handle(),
+                    ".launcher",
+                    ptype::TEXT as i32,
+                    0,
+                    err.as_ptr() as *mut u8,
+                    err.len(),
+                )
+            };
+            api::command(ctx, "EXIT", None);
         }
         false
     }
-
-    fn signal(&mut self, _ctx: &Arc<Context>, _sig: i32) {}
 }
 
 /// `SIGNAL` for a Lua service, from any thread.
 fn signal(shared: &Shared, handle: u32, sig: i32) {
-    let rt = runtime::get();
-    rt.log(handle, &format!("recv a signal {sig}"));
+    api::log(handle, &format!("recv a signal {sig}"));
     match sig {
         0 => {
             let _guard = shared.close_lock.lock();
@@ -282,7 +297,7 @@ fn signal(shared: &Shared, handle: u32, sig: i32) {
                 unsafe { ffi::lua_sethook(L, Some(signal_hook), ffi::LUA_MASKCOUNT, 1) };
             }
         }
-        1 => rt.log(
+        1 => api::log(
             handle,
             &format!("Current Memory {:.3}K", shared.memory() as f64 / 1024.0),
         ),

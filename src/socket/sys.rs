@@ -65,7 +65,8 @@ fn classify(rc: isize) -> Io {
 /// `buf` must be valid for `len` bytes of writes.
 pub unsafe fn read(fd: RawFd, buf: *mut u8, len: usize) -> Io {
     loop {
-        let rc = libc::read(fd, buf as *mut libc::c_void, len);
+        // SAFETY: `buf` is writable for `len` bytes (the contract).
+        let rc = unsafe { libc::read(fd, buf as *mut libc::c_void, len) };
         if rc < 0 && errno() == libc::EINTR {
             continue;
         }
@@ -108,6 +109,7 @@ pub fn writev(fd: RawFd, parts: &[&[u8]]) -> Io {
             iov_len: p.len(),
         });
     }
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr() as *mut libc::iovec;
     msg.msg_iovlen = n as _;
@@ -220,16 +222,21 @@ pub fn sendto(fd: RawFd, data: &[u8], to: Option<&SocketAddr>) -> Io {
 /// `buf` must be valid for `len` bytes of writes.
 pub unsafe fn recvfrom(fd: RawFd, buf: *mut u8, len: usize) -> (Io, Option<SocketAddr>) {
     loop {
-        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        // SAFETY: all-zero is a valid sockaddr_storage.
+        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut sl = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let rc = libc::recvfrom(
-            fd,
-            buf as *mut libc::c_void,
-            len,
-            0,
-            &mut ss as *mut _ as *mut libc::sockaddr,
-            &mut sl,
-        );
+        // SAFETY: `buf` is writable for `len` bytes (the contract); `ss`/`sl` are valid
+        // out-parameters of the right size.
+        let rc = unsafe {
+            libc::recvfrom(
+                fd,
+                buf as *mut libc::c_void,
+                len,
+                0,
+                &mut ss as *mut _ as *mut libc::sockaddr,
+                &mut sl,
+            )
+        };
         if rc < 0 && errno() == libc::EINTR {
             continue;
         }

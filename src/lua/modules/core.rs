@@ -5,23 +5,19 @@
 //! Raising a Lua error is a longjmp, so each function does its Rust work in a scope
 //! that ends before any raise.
 
-use crate::command;
-use crate::lua::host::{lua_service, push_str, raise, raise_string, to_bytes, LuaService};
+use crate::api::{self, ptype, SendError};
+use crate::lua::ffi::{push_str, raise, raise_string, to_bytes, type_name};
+use crate::lua::host::{lua_service, LuaService};
 use crate::lua::modules::seri;
-use crate::message::ptype;
-use crate::runtime::{self, SendError};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 #[inline]
 unsafe fn svc<'a>(L: *mut lua_State) -> &'a mut LuaService {
-    &mut *(ffi::lua_touserdata(L, ffi::lua_upvalueindex(1)) as *mut LuaService)
-}
-
-unsafe fn type_name(L: *mut lua_State, idx: c_int) -> &'static str {
-    CStr::from_ptr(ffi::lua_typename(L, ffi::lua_type(L, idx)))
-        .to_str()
-        .unwrap_or("?")
+    // SAFETY: `L` is the valid state of the calling C function, and upvalue 1 of every
+    // `skynet.core` function that uses this is the service's boxed `LuaService` (set in
+    // `luaopen_skynet_core`), which outlives the state's calls.
+    unsafe { &mut *(ffi::lua_touserdata(L, ffi::lua_upvalueindex(1)) as *mut LuaService) }
 }
 
 /// Where a send goes.
@@ -32,181 +28,214 @@ enum Dest<'a> {
 
 /// Read the destination argument; `Err` is the error text to raise.
 unsafe fn dest_arg<'a>(L: *mut lua_State, idx: c_int) -> Result<Dest<'a>, String> {
-    let mut isnum = 0;
-    let n = ffi::lua_tointegerx(L, idx, &mut isnum);
-    if isnum != 0 && n != 0 {
-        return Ok(Dest::Handle(n as u32));
-    }
-    match ffi::lua_type(L, idx) {
-        ffi::LUA_TNUMBER => Err("Invalid service address 0".into()),
-        ffi::LUA_TSTRING => {
-            let b = to_bytes(L, idx).unwrap_or(&[]);
-            Ok(Dest::Name(std::str::from_utf8(b).unwrap_or("")))
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let mut isnum = 0;
+        let n = ffi::lua_tointegerx(L, idx, &mut isnum);
+        if isnum != 0 && n != 0 {
+            return Ok(Dest::Handle(n as u32));
         }
-        _ => Err(format!(
-            "dest address type ({}) must be a string or number.",
-            type_name(L, idx)
-        )),
+        match ffi::lua_type(L, idx) {
+            ffi::LUA_TNUMBER => Err("Invalid service address 0".into()),
+            ffi::LUA_TSTRING => {
+                let b = to_bytes(L, idx).unwrap_or(&[]);
+                Ok(Dest::Name(std::str::from_utf8(b).unwrap_or("")))
+            }
+            _ => Err(format!(
+                "dest address type ({}) must be a string or number.",
+                type_name(L, idx)
+            )),
+        }
     }
 }
 
 /// Shared body of send and redirect: args from `first` are type, session, msg[, sz].
 unsafe fn send_common(L: *mut lua_State, source_idx: Option<c_int>, first: c_int) -> c_int {
-    let result = {
-        let me = svc(L);
-        let outcome = (|| -> Result<Result<i32, SendError>, String> {
-            let dest = dest_arg(L, 1)?;
-            let source = match source_idx {
-                Some(i) => match ffi::lua_tointeger(L, i) as u32 {
-                    0 => me.handle,
-                    s => s,
-                },
-                None => me.handle,
-            };
-            let mut ty = ffi::luaL_checkinteger(L, first) as i32;
-            let session = if ffi::lua_isnil(L, first + 1) != 0 {
-                ty |= ptype::TAG_ALLOCSESSION;
-                0
-            } else {
-                ffi::luaL_checkinteger(L, first + 1) as i32
-            };
-            let (data, size) = match ffi::lua_type(L, first + 2) {
-                ffi::LUA_TSTRING => {
-                    let b = to_bytes(L, first + 2).unwrap_or(&[]);
-                    if b.is_empty() {
-                        (std::ptr::null_mut(), 0)
-                    } else {
-                        (b.as_ptr() as *mut u8, b.len())
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let result = {
+            let me = svc(L);
+            let outcome = (|| -> Result<Result<i32, SendError>, String> {
+                let dest = dest_arg(L, 1)?;
+                let source = match source_idx {
+                    Some(i) => match ffi::lua_tointeger(L, i) as u32 {
+                        0 => me.handle,
+                        s => s,
+                    },
+                    None => me.handle,
+                };
+                let mut ty = ffi::luaL_checkinteger(L, first) as i32;
+                let session = if ffi::lua_isnil(L, first + 1) != 0 {
+                    ty |= ptype::TAG_ALLOCSESSION;
+                    0
+                } else {
+                    ffi::luaL_checkinteger(L, first + 1) as i32
+                };
+                let (data, size) = match ffi::lua_type(L, first + 2) {
+                    ffi::LUA_TSTRING => {
+                        let b = to_bytes(L, first + 2).unwrap_or(&[]);
+                        if b.is_empty() {
+                            (std::ptr::null_mut(), 0)
+                        } else {
+                            (b.as_ptr() as *mut u8, b.len())
+                        }
                     }
-                }
-                ffi::LUA_TLIGHTUSERDATA => {
-                    ty |= ptype::TAG_DONTCOPY;
-                    let p = ffi::lua_touserdata(L, first + 2) as *mut u8;
-                    (p, ffi::luaL_checkinteger(L, first + 3) as usize)
-                }
-                _ => return Err(format!("invalid param {}", type_name(L, first + 2))),
-            };
-            let rt = runtime::get();
-            Ok(match dest {
-                Dest::Handle(h) => rt.send(Some(me.ctx()), source, h, ty, session, data, size),
-                Dest::Name(name) => {
-                    rt.send_name(Some(me.ctx()), source, name, ty, session, data, size)
-                }
-            })
-        })();
-        outcome
-    };
-    match result {
-        Ok(Ok(session)) => {
-            ffi::lua_pushinteger(L, session as ffi::lua_Integer);
-            1
+                    ffi::LUA_TLIGHTUSERDATA => {
+                        ty |= ptype::TAG_DONTCOPY;
+                        let p = ffi::lua_touserdata(L, first + 2) as *mut u8;
+                        (p, ffi::luaL_checkinteger(L, first + 3) as usize)
+                    }
+                    _ => return Err(format!("invalid param {}", type_name(L, first + 2))),
+                };
+                // SAFETY: `data` is a Lua string borrowed for the copy, or (DONTCOPY) a
+                // lightuserdata payload block the script hands over (upstream's contract);
+                // `me` is the calling service, running on its worker.
+                Ok(match dest {
+                    Dest::Handle(h) => {
+                        api::send(Some(me.ctx()), source, h, ty, session, data, size)
+                    }
+                    Dest::Name(name) => {
+                        api::send_name(Some(me.ctx()), source, name, ty, session, data, size)
+                    }
+                })
+            })();
+            outcome
+        };
+        match result {
+            Ok(Ok(session)) => {
+                ffi::lua_pushinteger(L, session as ffi::lua_Integer);
+                1
+            }
+            Ok(Err(SendError::TooLarge)) => {
+                ffi::lua_pushboolean(L, 0);
+                1
+            }
+            Ok(Err(SendError::NoDestination)) => 0,
+            Err(msg) => raise_string(L, msg),
         }
-        Ok(Err(SendError::TooLarge)) => {
-            ffi::lua_pushboolean(L, 0);
-            1
-        }
-        Ok(Err(SendError::NoDestination)) => 0,
-        Err(msg) => raise_string(L, msg),
     }
 }
 
 unsafe extern "C-unwind" fn l_send(L: *mut lua_State) -> c_int {
-    send_common(L, None, 2)
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe { send_common(L, None, 2) }
 }
 
 unsafe extern "C-unwind" fn l_redirect(L: *mut lua_State) -> c_int {
-    send_common(L, Some(2), 3)
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe { send_common(L, Some(2), 3) }
 }
 
 unsafe extern "C-unwind" fn l_genid(L: *mut lua_State) -> c_int {
-    let s = svc(L).ctx().new_session();
-    ffi::lua_pushinteger(L, s as ffi::lua_Integer);
-    1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let s = svc(L).ctx().new_session();
+        ffi::lua_pushinteger(L, s as ffi::lua_Integer);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn l_callback(L: *mut lua_State) -> c_int {
-    ffi::luaL_checktype(L, 1, ffi::LUA_TFUNCTION);
-    let forward = ffi::lua_toboolean(L, 2) != 0;
-    let me = svc(L);
-    // The registry is shared by all threads of the state.
-    ffi::lua_pushvalue(L, 1);
-    if me.callback_ref == ffi::LUA_NOREF {
-        me.callback_ref = ffi::luaL_ref(L, ffi::LUA_REGISTRYINDEX);
-    } else {
-        ffi::lua_rawseti(
-            L,
-            ffi::LUA_REGISTRYINDEX,
-            me.callback_ref as ffi::lua_Integer,
-        );
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::luaL_checktype(L, 1, ffi::LUA_TFUNCTION);
+        let forward = ffi::lua_toboolean(L, 2) != 0;
+        let me = svc(L);
+        // The registry is shared by all threads of the state.
+        ffi::lua_pushvalue(L, 1);
+        if me.callback_ref == ffi::LUA_NOREF {
+            me.callback_ref = ffi::luaL_ref(L, ffi::LUA_REGISTRYINDEX);
+        } else {
+            ffi::lua_rawseti(
+                L,
+                ffi::LUA_REGISTRYINDEX,
+                me.callback_ref as ffi::lua_Integer,
+            );
+        }
+        me.forward = forward;
+        0
     }
-    me.forward = forward;
-    0
 }
 
 unsafe extern "C-unwind" fn l_trash(L: *mut lua_State) -> c_int {
-    match ffi::lua_type(L, 1) {
-        ffi::LUA_TLIGHTUSERDATA => {
-            let p = ffi::lua_touserdata(L, 1) as *mut u8;
-            ffi::luaL_checkinteger(L, 2);
-            crate::message::payload_free(p);
-            0
-        }
-        ffi::LUA_TSTRING => 0,
-        _ => {
-            let msg = format!("skynet.trash invalid param {}", type_name(L, 1));
-            raise_string(L, msg)
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        match ffi::lua_type(L, 1) {
+            ffi::LUA_TLIGHTUSERDATA => {
+                let p = ffi::lua_touserdata(L, 1) as *mut u8;
+                ffi::luaL_checkinteger(L, 2);
+                crate::message::payload_free(p);
+                0
+            }
+            ffi::LUA_TSTRING => 0,
+            _ => {
+                let msg = format!("skynet.trash invalid param {}", type_name(L, 1));
+                raise_string(L, msg)
+            }
         }
     }
 }
 
 unsafe extern "C-unwind" fn l_tostring(L: *mut lua_State) -> c_int {
-    if ffi::lua_isnoneornil(L, 1) != 0 {
-        return 0;
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        if ffi::lua_isnoneornil(L, 1) != 0 {
+            return 0;
+        }
+        let p = ffi::lua_touserdata(L, 1) as *const c_char;
+        let Ok(sz) = usize::try_from(ffi::luaL_checkinteger(L, 2)) else {
+            raise(L, "skynet.tostring: negative size");
+        };
+        if p.is_null() {
+            ffi::lua_pushstring(L, c"".as_ptr());
+        } else {
+            ffi::lua_pushlstring(L, p, sz);
+        }
+        1
     }
-    let p = ffi::lua_touserdata(L, 1) as *const c_char;
-    let Ok(sz) = usize::try_from(ffi::luaL_checkinteger(L, 2)) else {
-        raise(L, "skynet.tostring: negative size");
-    };
-    if p.is_null() {
-        ffi::lua_pushstring(L, c"".as_ptr());
-    } else {
-        ffi::lua_pushlstring(L, p, sz);
-    }
-    1
 }
 
 /// Run a command; `None` is no result.
 unsafe fn run_command(L: *mut lua_State, param: Option<&str>) -> Option<String> {
-    let me = svc(L);
-    let cmd = std::str::from_utf8(to_bytes(L, 1).unwrap_or(&[])).unwrap_or("");
-    command::run(runtime::get(), me.ctx(), cmd, param)
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let me = svc(L);
+        let cmd = std::str::from_utf8(to_bytes(L, 1).unwrap_or(&[])).unwrap_or("");
+        api::command(me.ctx(), cmd, param)
+    }
 }
 
 unsafe fn string_param<'a>(L: *mut lua_State, idx: c_int) -> Result<Option<&'a str>, String> {
-    match ffi::lua_type(L, idx) {
-        ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(None),
-        ffi::LUA_TSTRING | ffi::LUA_TNUMBER => Ok(Some(
-            std::str::from_utf8(to_bytes(L, idx).unwrap_or(&[])).unwrap_or(""),
-        )),
-        _ => Err(format!(
-            "bad argument #{idx} (string expected, got {})",
-            type_name(L, idx)
-        )),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match ffi::lua_type(L, idx) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(None),
+            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => Ok(Some(
+                std::str::from_utf8(to_bytes(L, idx).unwrap_or(&[])).unwrap_or(""),
+            )),
+            _ => Err(format!(
+                "bad argument #{idx} (string expected, got {})",
+                type_name(L, idx)
+            )),
+        }
     }
 }
 
 unsafe extern "C-unwind" fn l_command(L: *mut lua_State) -> c_int {
-    ffi::luaL_checkstring(L, 1);
-    let result = match string_param(L, 2) {
-        Ok(p) => run_command(L, p),
-        Err(e) => raise_string(L, e),
-    };
-    match result {
-        Some(s) => {
-            push_str(L, s.as_bytes());
-            1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::luaL_checkstring(L, 1);
+        let result = match string_param(L, 2) {
+            Ok(p) => run_command(L, p),
+            Err(e) => raise_string(L, e),
+        };
+        match result {
+            Some(s) => {
+                push_str(L, s.as_bytes());
+                1
+            }
+            None => 0,
         }
-        None => 0,
     }
 }
 
@@ -236,144 +265,167 @@ enum NumberResult {
 }
 
 unsafe extern "C-unwind" fn l_intcommand(L: *mut lua_State) -> c_int {
-    ffi::luaL_checkstring(L, 1);
-    let result = {
-        let param = match ffi::lua_type(L, 2) {
-            ffi::LUA_TNUMBER => Ok(Some((ffi::lua_tointeger(L, 2) as i32).to_string())),
-            _ => string_param(L, 2).map(|p| p.map(str::to_string)),
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::luaL_checkstring(L, 1);
+        let result = {
+            let param = match ffi::lua_type(L, 2) {
+                ffi::LUA_TNUMBER => Ok(Some((ffi::lua_tointeger(L, 2) as i32).to_string())),
+                _ => string_param(L, 2).map(|p| p.map(str::to_string)),
+            };
+            match param {
+                Ok(param) => run_command(L, param.as_deref()).map(|r| match parse_number(&r) {
+                    Some(n) => Ok(n),
+                    None => Err(format!("Invalid result {r}")),
+                }),
+                Err(e) => Some(Err(e)),
+            }
         };
-        match param {
-            Ok(param) => run_command(L, param.as_deref()).map(|r| match parse_number(&r) {
-                Some(n) => Ok(n),
-                None => Err(format!("Invalid result {r}")),
-            }),
-            Err(e) => Some(Err(e)),
+        match result {
+            Some(Ok(NumberResult::Int(i))) => {
+                ffi::lua_pushinteger(L, i);
+                1
+            }
+            Some(Ok(NumberResult::Float(f))) => {
+                ffi::lua_pushnumber(L, f);
+                1
+            }
+            Some(Err(e)) => raise_string(L, e),
+            None => 0,
         }
-    };
-    match result {
-        Some(Ok(NumberResult::Int(i))) => {
-            ffi::lua_pushinteger(L, i);
-            1
-        }
-        Some(Ok(NumberResult::Float(f))) => {
-            ffi::lua_pushnumber(L, f);
-            1
-        }
-        Some(Err(e)) => raise_string(L, e),
-        None => 0,
     }
 }
 
 unsafe extern "C-unwind" fn l_addresscommand(L: *mut lua_State) -> c_int {
-    ffi::luaL_checkstring(L, 1);
-    let result = match string_param(L, 2) {
-        Ok(p) => run_command(L, p).and_then(|r| runtime::parse_hex_address(&r)),
-        Err(e) => raise_string(L, e),
-    };
-    match result {
-        Some(h) => {
-            ffi::lua_pushinteger(L, h as ffi::lua_Integer);
-            1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::luaL_checkstring(L, 1);
+        let result = match string_param(L, 2) {
+            Ok(p) => run_command(L, p).and_then(|r| api::parse_hex_address(&r)),
+            Err(e) => raise_string(L, e),
+        };
+        match result {
+            Some(h) => {
+                ffi::lua_pushinteger(L, h as ffi::lua_Integer);
+                1
+            }
+            None => 0,
         }
-        None => 0,
     }
 }
 
 unsafe extern "C-unwind" fn l_error(L: *mut lua_State) -> c_int {
-    let n = ffi::lua_gettop(L);
-    if n == 0 {
-        ffi::lua_pushstring(L, c"nil".as_ptr());
-    } else {
-        ffi::luaL_checkstack(L, n + 2, std::ptr::null());
-        for i in 1..=n {
-            ffi::luaL_tolstring(L, i, std::ptr::null_mut());
-            ffi::lua_replace(L, i);
-            if i < n {
-                // Interleave separators: build "a b c" with lua_concat below.
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let n = ffi::lua_gettop(L);
+        if n == 0 {
+            ffi::lua_pushstring(L, c"nil".as_ptr());
+        } else {
+            ffi::luaL_checkstack(L, n + 2, std::ptr::null());
+            for i in 1..=n {
+                ffi::luaL_tolstring(L, i, std::ptr::null_mut());
+                ffi::lua_replace(L, i);
+                if i < n {
+                    // Interleave separators: build "a b c" with lua_concat below.
+                }
             }
-        }
-        for i in 1..=n {
-            ffi::lua_pushvalue(L, i);
-            if i < n {
-                ffi::lua_pushstring(L, c" ".as_ptr());
+            for i in 1..=n {
+                ffi::lua_pushvalue(L, i);
+                if i < n {
+                    ffi::lua_pushstring(L, c" ".as_ptr());
+                }
             }
+            ffi::lua_concat(L, 2 * n - 1);
         }
-        ffi::lua_concat(L, 2 * n - 1);
+        let line = to_bytes(L, -1).unwrap_or(&[]);
+        api::log_bytes(svc(L).handle, line);
+        0
     }
-    let line = to_bytes(L, -1).unwrap_or(&[]);
-    runtime::get().log_bytes(svc(L).handle, line);
-    0
 }
 
 unsafe extern "C-unwind" fn l_trace(L: *mut lua_State) -> c_int {
-    let tag = ffi::luaL_checklstring(L, 1, std::ptr::null_mut());
-    let user = ffi::luaL_checklstring(L, 2, std::ptr::null_mut());
-    let (co, level) = if ffi::lua_isthread(L, 3) != 0 {
-        (
-            ffi::lua_tothread(L, 3),
-            ffi::luaL_optinteger(L, 4, 1) as c_int,
-        )
-    } else if ffi::lua_isnoneornil(L, 3) == 0 {
-        (L, ffi::luaL_optinteger(L, 3, 1) as c_int)
-    } else {
-        (std::ptr::null_mut(), 0)
-    };
-    let mut line = format!(
-        "<TRACE {}> {} {}",
-        CStr::from_ptr(tag).to_string_lossy(),
-        crate::timer::hpc(),
-        CStr::from_ptr(user).to_string_lossy()
-    );
-    if !co.is_null() {
-        let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        let mut first = true;
-        for lv in level..level.saturating_add(3) {
-            if ffi::lua_getstack(co, lv, &mut ar) == 0
-                || ffi::lua_getinfo(co, c"Sl".as_ptr(), &mut ar) == 0
-            {
-                break;
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let tag = ffi::luaL_checklstring(L, 1, std::ptr::null_mut());
+        let user = ffi::luaL_checklstring(L, 2, std::ptr::null_mut());
+        let (co, level) = if ffi::lua_isthread(L, 3) != 0 {
+            (
+                ffi::lua_tothread(L, 3),
+                ffi::luaL_optinteger(L, 4, 1) as c_int,
+            )
+        } else if ffi::lua_isnoneornil(L, 3) == 0 {
+            (L, ffi::luaL_optinteger(L, 3, 1) as c_int)
+        } else {
+            (std::ptr::null_mut(), 0)
+        };
+        let mut line = format!(
+            "<TRACE {}> {} {}",
+            CStr::from_ptr(tag).to_string_lossy(),
+            api::hpc(),
+            CStr::from_ptr(user).to_string_lossy()
+        );
+        if !co.is_null() {
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            let mut first = true;
+            for lv in level..level.saturating_add(3) {
+                if ffi::lua_getstack(co, lv, &mut ar) == 0
+                    || ffi::lua_getinfo(co, c"Sl".as_ptr(), &mut ar) == 0
+                {
+                    break;
+                }
+                let src = CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
+                line.push_str(if first { " : " } else { " " });
+                first = false;
+                line.push_str(&format!("{}:{}", src, ar.currentline));
             }
-            let src = CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
-            line.push_str(if first { " : " } else { " " });
-            first = false;
-            line.push_str(&format!("{}:{}", src, ar.currentline));
         }
+        api::log(svc(L).handle, &line);
+        0
     }
-    runtime::get().log(svc(L).handle, &line);
-    0
 }
 
 /// `timeout(ticks)` -> session: the `TIMEOUT` command without its text round trip
 /// (an extra of ours; upstream's skynet.lua uses `intcommand("TIMEOUT", ti)`).
 unsafe extern "C-unwind" fn l_timeout(L: *mut lua_State) -> c_int {
-    // Lenient like TIMEOUT's strtol: floats truncate, non-numbers count as 0.
-    let ticks = if ffi::lua_isinteger(L, 1) != 0 {
-        ffi::lua_tointeger(L, 1)
-    } else {
-        ffi::lua_tonumber(L, 1) as i64
-    };
-    let session = runtime::get().timeout(svc(L).ctx(), ticks);
-    ffi::lua_pushinteger(L, session as ffi::lua_Integer);
-    1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        // Lenient like TIMEOUT's strtol: floats truncate, non-numbers count as 0.
+        let ticks = if ffi::lua_isinteger(L, 1) != 0 {
+            ffi::lua_tointeger(L, 1)
+        } else {
+            ffi::lua_tonumber(L, 1) as i64
+        };
+        let session = api::timeout(svc(L).ctx(), ticks);
+        ffi::lua_pushinteger(L, session as ffi::lua_Integer);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn l_now(L: *mut lua_State) -> c_int {
-    ffi::lua_pushinteger(L, runtime::get().timer.now() as ffi::lua_Integer);
-    1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::lua_pushinteger(L, api::now() as ffi::lua_Integer);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn l_hpc(L: *mut lua_State) -> c_int {
-    ffi::lua_pushinteger(L, crate::timer::hpc() as ffi::lua_Integer);
-    1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::lua_pushinteger(L, api::hpc() as ffi::lua_Integer);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn l_harbor(L: *mut lua_State) -> c_int {
-    let addr = ffi::luaL_checkinteger(L, 1) as u32;
-    let harbor = addr >> crate::handle::HANDLE_REMOTE_SHIFT;
-    let local = runtime::get().harbor & 0xff;
-    ffi::lua_pushinteger(L, harbor as ffi::lua_Integer);
-    ffi::lua_pushboolean(L, (harbor != 0 && harbor != local) as c_int);
-    2
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let addr = ffi::luaL_checkinteger(L, 1) as u32;
+        let (harbor, remote) = api::is_remote(addr);
+        ffi::lua_pushinteger(L, harbor as ffi::lua_Integer);
+        ffi::lua_pushboolean(L, remote as c_int);
+        2
+    }
 }
 
 /// `require "skynet.core"`.
@@ -381,43 +433,46 @@ unsafe extern "C-unwind" fn l_harbor(L: *mut lua_State) -> c_int {
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
 pub unsafe extern "C-unwind" fn luaopen_skynet_core(L: *mut lua_State) -> c_int {
-    let with_ctx: &[(&CStr, ffi::lua_CFunction)] = &[
-        (c"send", l_send),
-        (c"redirect", l_redirect),
-        (c"genid", l_genid),
-        (c"timeout", l_timeout),
-        (c"callback", l_callback),
-        (c"command", l_command),
-        (c"intcommand", l_intcommand),
-        (c"addresscommand", l_addresscommand),
-        (c"error", l_error),
-        (c"trace", l_trace),
-        (c"harbor", l_harbor),
-    ];
-    let plain: &[(&CStr, ffi::lua_CFunction)] = &[
-        (c"trash", l_trash),
-        (c"tostring", l_tostring),
-        (c"pack", seri::l_pack),
-        (c"unpack", seri::l_unpack),
-        (c"packstring", seri::l_packstring),
-        (c"now", l_now),
-        (c"hpc", l_hpc),
-    ];
-    let me = lua_service(L);
-    if me.is_null() {
-        raise(L, "Init skynet context first");
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let with_ctx: &[(&CStr, ffi::lua_CFunction)] = &[
+            (c"send", l_send),
+            (c"redirect", l_redirect),
+            (c"genid", l_genid),
+            (c"timeout", l_timeout),
+            (c"callback", l_callback),
+            (c"command", l_command),
+            (c"intcommand", l_intcommand),
+            (c"addresscommand", l_addresscommand),
+            (c"error", l_error),
+            (c"trace", l_trace),
+            (c"harbor", l_harbor),
+        ];
+        let plain: &[(&CStr, ffi::lua_CFunction)] = &[
+            (c"trash", l_trash),
+            (c"tostring", l_tostring),
+            (c"pack", seri::l_pack),
+            (c"unpack", seri::l_unpack),
+            (c"packstring", seri::l_packstring),
+            (c"now", l_now),
+            (c"hpc", l_hpc),
+        ];
+        let me = lua_service(L);
+        if me.is_null() {
+            raise(L, "Init skynet context first");
+        }
+        ffi::lua_createtable(L, 0, (with_ctx.len() + plain.len()) as c_int);
+        for (name, f) in with_ctx {
+            ffi::lua_pushlightuserdata(L, me as *mut c_void);
+            ffi::lua_pushcclosure(L, *f, 1);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        for (name, f) in plain {
+            ffi::lua_pushcfunction(L, *f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        1
     }
-    ffi::lua_createtable(L, 0, (with_ctx.len() + plain.len()) as c_int);
-    for (name, f) in with_ctx {
-        ffi::lua_pushlightuserdata(L, me as *mut c_void);
-        ffi::lua_pushcclosure(L, *f, 1);
-        ffi::lua_setfield(L, -2, name.as_ptr());
-    }
-    for (name, f) in plain {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
-    }
-    1
 }
 
 unsafe extern "C-unwind" fn l_noop(_L: *mut lua_State) -> c_int {
@@ -429,12 +484,15 @@ unsafe extern "C-unwind" fn l_noop(_L: *mut lua_State) -> c_int {
 /// # Safety
 /// `L` must be a valid Lua state of this runtime.
 pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(L: *mut lua_State) -> c_int {
-    ffi::lua_createtable(L, 0, 3);
-    ffi::lua_pushcfunction(L, l_noop);
-    ffi::lua_setfield(L, -2, c"clear".as_ptr());
-    ffi::lua_pushcfunction(L, l_noop);
-    ffi::lua_setfield(L, -2, c"mode".as_ptr());
-    ffi::lua_getglobal(L, c"loadfile".as_ptr());
-    ffi::lua_setfield(L, -2, c"loadfile".as_ptr());
-    1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        ffi::lua_createtable(L, 0, 3);
+        ffi::lua_pushcfunction(L, l_noop);
+        ffi::lua_setfield(L, -2, c"clear".as_ptr());
+        ffi::lua_pushcfunction(L, l_noop);
+        ffi::lua_setfield(L, -2, c"mode".as_ptr());
+        ffi::lua_getglobal(L, c"loadfile".as_ptr());
+        ffi::lua_setfield(L, -2, c"loadfile".as_ptr());
+        1
+    }
 }

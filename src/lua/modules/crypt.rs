@@ -32,7 +32,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use mlua::ffi::{self, lua_State};
 use skynet_crypt::{self as crypt, base64, des, hex, xor, DesKey, Error, Padding};
 
-use crate::lua::host::{push_str, raise};
+use crate::lua::ffi::{push_str, raise};
 
 /// Outputs up to this size live on the C stack (as upstream's `SMALL_CHUNK`).
 const SMALL: usize = 256;
@@ -57,13 +57,17 @@ impl std::fmt::Write for Msg {
 /// Raises `e` with upstream's text (no location prefix, as `luaL_error` from a C
 /// function gives none).
 unsafe fn raise_error(L: *mut lua_State, e: Error) -> ! {
-    let mut m = Msg {
-        buf: [0; 96],
-        len: 0,
-    };
-    let _ = write!(m, "{e}");
-    ffi::lua_pushlstring(L, m.buf.as_ptr() as *const c_char, m.len);
-    ffi::lua_error(L)
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let mut m = Msg {
+            buf: [0; 96],
+            len: 0,
+        };
+        let _ = write!(m, "{e}");
+        ffi::lua_pushlstring(L, m.buf.as_ptr() as *const c_char, m.len);
+        ffi::lua_error(L)
+    }
 }
 
 /// Runs a crate call, turning a panic into `None`.
@@ -73,193 +77,281 @@ fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
 
 /// The value of a guarded crate call, or raises its error.
 unsafe fn value<T: Copy>(L: *mut lua_State, r: Option<crypt::Result<T>>) -> T {
-    match r {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => raise_error(L, e),
-        None => raise(L, INTERNAL),
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        match r {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => raise_error(L, e),
+            None => raise(L, INTERNAL),
+        }
     }
 }
 
 /// `luaL_checklstring` as bytes (borrowed from the Lua stack for this call).
 unsafe fn check_bytes<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::luaL_checklstring(L, idx, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::luaL_checklstring(L, idx, &mut len);
+        std::slice::from_raw_parts(p as *const u8, len)
+    }
 }
 
 /// An output buffer of `n` bytes: `small` when it fits, else a scratch userdata left on
 /// the stack (allocated now, before any Rust work, so an allocation error raises from a
 /// clean frame).
 unsafe fn scratch(L: *mut lua_State, n: usize, small: &mut [u8; SMALL]) -> &mut [u8] {
-    if n <= SMALL {
-        &mut small[..n]
-    } else {
-        let p = ffi::lua_newuserdatauv(L, n, 0) as *mut u8;
-        std::slice::from_raw_parts_mut(p, n)
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        if n <= SMALL {
+            &mut small[..n]
+        } else {
+            let p = ffi::lua_newuserdatauv(L, n, 0) as *mut u8;
+            std::slice::from_raw_parts_mut(p, n)
+        }
     }
 }
 
 /// Reads two 8-byte strings as upstream's `read64`: the first is checked for size
 /// before the second is read.
 unsafe fn read64<'a>(L: *mut lua_State) -> (&'a [u8], &'a [u8]) {
-    let x = check_bytes(L, 1);
-    if x.len() != 8 {
-        raise_error(L, Error::Uint64X);
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let x = check_bytes(L, 1);
+        if x.len() != 8 {
+            raise_error(L, Error::Uint64X);
+        }
+        (x, check_bytes(L, 2))
     }
-    (x, check_bytes(L, 2))
 }
 
 /// A DES key from argument 1, checked for size before anything else is read.
 unsafe fn des_key(L: *mut lua_State) -> DesKey {
-    let key = check_bytes(L, 1);
-    match guard(|| DesKey::new(key)) {
-        Some(Ok(k)) => k,
-        Some(Err(e)) => raise_error(L, e),
-        None => raise(L, INTERNAL),
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let key = check_bytes(L, 1);
+        match guard(|| DesKey::new(key)) {
+            Some(Ok(k)) => k,
+            Some(Err(e)) => raise_error(L, e),
+            None => raise(L, INTERNAL),
+        }
     }
 }
 
 /// The padding mode argument (`luaL_optinteger`, truncated to a C `int` as upstream).
 unsafe fn padding(L: *mut lua_State, idx: c_int) -> Padding {
-    let mode = ffi::luaL_optinteger(L, idx, Padding::Iso7816_4 as ffi::lua_Integer) as i32;
-    value(L, Some(Padding::from_mode(mode)))
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let mode = ffi::luaL_optinteger(L, idx, Padding::Iso7816_4 as ffi::lua_Integer) as i32;
+        value(L, Some(Padding::from_mode(mode)))
+    }
 }
 
 unsafe extern "C-unwind" fn lhashkey(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let out = value(L, guard(|| Ok(crypt::hashkey(text))));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let out = value(L, guard(|| Ok(crypt::hashkey(text))));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lrandomkey(L: *mut lua_State) -> c_int {
-    let out = value(L, guard(|| Ok(crypt::random_key())));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let out = value(L, guard(|| Ok(crypt::random_key())));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn ldesencode(L: *mut lua_State) -> c_int {
-    let key = des_key(L);
-    let text = check_bytes(L, 2);
-    let pad = padding(L, 3);
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, des::encrypted_len(text.len()), &mut small);
-    value(L, guard(|| key.encrypt_into(text, pad, out)));
-    push_str(L, out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let key = des_key(L);
+        let text = check_bytes(L, 2);
+        let pad = padding(L, 3);
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, des::encrypted_len(text.len()), &mut small);
+        value(L, guard(|| key.encrypt_into(text, pad, out)));
+        push_str(L, out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn ldesdecode(L: *mut lua_State) -> c_int {
-    let key = des_key(L);
-    let text = check_bytes(L, 2);
-    value(L, Some(des::check_cipher_len(text.len())));
-    let pad = padding(L, 3);
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, text.len(), &mut small);
-    let n = value(L, guard(|| key.decrypt_into(text, pad, out)));
-    push_str(L, out.get(..n).unwrap_or_default());
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let key = des_key(L);
+        let text = check_bytes(L, 2);
+        value(L, Some(des::check_cipher_len(text.len())));
+        let pad = padding(L, 3);
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, text.len(), &mut small);
+        let n = value(L, guard(|| key.decrypt_into(text, pad, out)));
+        push_str(L, out.get(..n).unwrap_or_default());
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lhexencode(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, hex::encoded_len(text.len()), &mut small);
-    value(L, guard(|| hex::encode_into(text, out)));
-    push_str(L, out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, hex::encoded_len(text.len()), &mut small);
+        value(L, guard(|| hex::encode_into(text, out)));
+        push_str(L, out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lhexdecode(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let n = value(L, Some(hex::decoded_len(text.len())));
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, n, &mut small);
-    value(L, guard(|| hex::decode_into(text, out)));
-    push_str(L, out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let n = value(L, Some(hex::decoded_len(text.len())));
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, n, &mut small);
+        value(L, guard(|| hex::decode_into(text, out)));
+        push_str(L, out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lhmac64(L: *mut lua_State) -> c_int {
-    let (x, y) = read64(L);
-    let out = value(L, guard(|| crypt::hmac64(x, y)));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let (x, y) = read64(L);
+        let out = value(L, guard(|| crypt::hmac64(x, y)));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lhmac64_md5(L: *mut lua_State) -> c_int {
-    let (x, y) = read64(L);
-    let out = value(L, guard(|| crypt::hmac64_md5(x, y)));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let (x, y) = read64(L);
+        let out = value(L, guard(|| crypt::hmac64_md5(x, y)));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lhmac_hash(L: *mut lua_State) -> c_int {
-    let key = check_bytes(L, 1);
-    if key.len() != 8 {
-        raise_error(L, Error::Uint64Key);
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let key = check_bytes(L, 1);
+        if key.len() != 8 {
+            raise_error(L, Error::Uint64Key);
+        }
+        let text = check_bytes(L, 2);
+        let out = value(L, guard(|| crypt::hmac_hash(key, text)));
+        push_str(L, &out);
+        1
     }
-    let text = check_bytes(L, 2);
-    let out = value(L, guard(|| crypt::hmac_hash(key, text)));
-    push_str(L, &out);
-    1
 }
 
 unsafe extern "C-unwind" fn lhmac_sha1(L: *mut lua_State) -> c_int {
-    let key = check_bytes(L, 1);
-    let text = check_bytes(L, 2);
-    let out = value(L, guard(|| Ok(crypt::hmac_sha1(key, text))));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let key = check_bytes(L, 1);
+        let text = check_bytes(L, 2);
+        let out = value(L, guard(|| Ok(crypt::hmac_sha1(key, text))));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lsha1(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let out = value(L, guard(|| Ok(crypt::sha1(text))));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let out = value(L, guard(|| Ok(crypt::sha1(text))));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn ldhexchange(L: *mut lua_State) -> c_int {
-    let key = check_bytes(L, 1);
-    let out = value(L, guard(|| crypt::dh_exchange(key)));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let key = check_bytes(L, 1);
+        let out = value(L, guard(|| crypt::dh_exchange(key)));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn ldhsecret(L: *mut lua_State) -> c_int {
-    let (x, y) = read64(L);
-    let out = value(L, guard(|| crypt::dh_secret(x, y)));
-    push_str(L, &out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let (x, y) = read64(L);
+        let out = value(L, guard(|| crypt::dh_secret(x, y)));
+        push_str(L, &out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lbase64encode(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, base64::encoded_len(text.len()), &mut small);
-    value(L, guard(|| base64::encode_into(text, out)));
-    push_str(L, out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, base64::encoded_len(text.len()), &mut small);
+        value(L, guard(|| base64::encode_into(text, out)));
+        push_str(L, out);
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lbase64decode(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, base64::decoded_max(text.len()), &mut small);
-    let n = value(L, guard(|| base64::decode_into(text, out)));
-    push_str(L, out.get(..n).unwrap_or_default());
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, base64::decoded_max(text.len()), &mut small);
+        let n = value(L, guard(|| base64::decode_into(text, out)));
+        push_str(L, out.get(..n).unwrap_or_default());
+        1
+    }
 }
 
 unsafe extern "C-unwind" fn lxor_str(L: *mut lua_State) -> c_int {
-    let text = check_bytes(L, 1);
-    let key = check_bytes(L, 2);
-    let mut small = [0u8; SMALL];
-    let out = scratch(L, text.len(), &mut small);
-    value(L, guard(|| xor::xor_into(text, key, out)));
-    push_str(L, out);
-    1
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let text = check_bytes(L, 1);
+        let key = check_bytes(L, 2);
+        let mut small = [0u8; SMALL];
+        let out = scratch(L, text.len(), &mut small);
+        value(L, guard(|| xor::xor_into(text, key, out)));
+        push_str(L, out);
+        1
+    }
 }
 
 /// `require "skynet.crypt"` (also registered as `client.crypt`).
@@ -267,35 +359,39 @@ unsafe extern "C-unwind" fn lxor_str(L: *mut lua_State) -> c_int {
 /// # Safety
 /// Called by Lua as a `lua_CFunction`.
 pub unsafe extern "C-unwind" fn luaopen_skynet_crypt(L: *mut lua_State) -> c_int {
-    let funcs: [(&CStr, ffi::lua_CFunction); 16] = [
-        (c"hashkey", lhashkey),
-        (c"randomkey", lrandomkey),
-        (c"desencode", ldesencode),
-        (c"desdecode", ldesdecode),
-        (c"hexencode", lhexencode),
-        (c"hexdecode", lhexdecode),
-        (c"hmac64", lhmac64),
-        (c"hmac64_md5", lhmac64_md5),
-        (c"dhexchange", ldhexchange),
-        (c"dhsecret", ldhsecret),
-        (c"base64encode", lbase64encode),
-        (c"base64decode", lbase64decode),
-        (c"sha1", lsha1),
-        (c"hmac_sha1", lhmac_sha1),
-        (c"hmac_hash", lhmac_hash),
-        (c"xor_str", lxor_str),
-    ];
-    ffi::lua_createtable(L, 0, funcs.len() as c_int + 1);
-    for (name, f) in funcs {
-        ffi::lua_pushcfunction(L, f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
+    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
+    // this thread only; pointers come from that state's stack.
+    unsafe {
+        let funcs: [(&CStr, ffi::lua_CFunction); 16] = [
+            (c"hashkey", lhashkey),
+            (c"randomkey", lrandomkey),
+            (c"desencode", ldesencode),
+            (c"desdecode", ldesdecode),
+            (c"hexencode", lhexencode),
+            (c"hexdecode", lhexdecode),
+            (c"hmac64", lhmac64),
+            (c"hmac64_md5", lhmac64_md5),
+            (c"dhexchange", ldhexchange),
+            (c"dhsecret", ldhsecret),
+            (c"base64encode", lbase64encode),
+            (c"base64decode", lbase64decode),
+            (c"sha1", lsha1),
+            (c"hmac_sha1", lhmac_sha1),
+            (c"hmac_hash", lhmac_hash),
+            (c"xor_str", lxor_str),
+        ];
+        ffi::lua_createtable(L, 0, funcs.len() as c_int + 1);
+        for (name, f) in funcs {
+            ffi::lua_pushcfunction(L, f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        ffi::lua_createtable(L, 0, Padding::ALL.len() as c_int);
+        for (name, mode) in Padding::ALL {
+            push_str(L, name.as_bytes());
+            ffi::lua_pushinteger(L, mode as ffi::lua_Integer);
+            ffi::lua_rawset(L, -3);
+        }
+        ffi::lua_setfield(L, -2, c"padding".as_ptr());
+        1
     }
-    ffi::lua_createtable(L, 0, Padding::ALL.len() as c_int);
-    for (name, mode) in Padding::ALL {
-        push_str(L, name.as_bytes());
-        ffi::lua_pushinteger(L, mode as ffi::lua_Integer);
-        ffi::lua_rawset(L, -3);
-    }
-    ffi::lua_setfield(L, -2, c"padding".as_ptr());
-    1
 }

@@ -2,22 +2,21 @@
 //! `sproto.core`, `skynet.crypt`, ...), registered in each service's `package.preload` by
 //! [`crate::lua::host`]. Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
 
-pub mod core;
+pub(crate) mod core;
 pub mod crypt;
-pub mod lsocket;
-pub mod memory;
+pub(crate) mod memory;
 pub mod netpack;
-pub mod profile;
+pub(crate) mod profile;
 pub mod seri;
-pub mod snapshot;
-pub mod socketdriver;
+pub(crate) mod snapshot;
+pub(crate) mod socketdriver;
 pub mod sproto;
 
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
 
 /// Modules of the socket, sproto and crypt layers, by `require` name.
-pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
+pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"skynet.netpack", netpack::luaopen_skynet_netpack),
     (c"netpack", netpack::luaopen_skynet_netpack),
     (

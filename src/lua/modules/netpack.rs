@@ -3,7 +3,7 @@
 //!
 //! # Design
 //!
-//! The queue is a full userdata holding one pointer to a Rust [`Queue`] (freed by
+//! The queue is a full userdata holding one pointer to a Rust `Queue` (freed by
 //! `__gc`): per socket id a partial packet (or a lone first header byte), plus a FIFO
 //! of completed packets for `pop`. Completed packets are `payload_alloc` blocks owned by
 //! whoever pops them. `filter` always frees the DATA block it is given.
@@ -21,6 +21,7 @@ use std::ffi::{c_int, CStr};
 
 use mlua::ffi::{self, lua_State};
 
+use crate::lua::ffi::{new_lib, push_str};
 use crate::message::{payload_alloc, payload_free};
 use crate::socket::{
     SocketMessage, HEADER_SIZE, SOCKET_ACCEPT, SOCKET_CLOSE, SOCKET_CONNECT, SOCKET_DATA,
@@ -153,211 +154,226 @@ impl Drop for Queue {
 
 /// The queue behind a queue userdata at `idx`, or null (nil / not a queue).
 unsafe fn queue_at(L: *mut lua_State, idx: c_int) -> *mut Queue {
-    let ud = ffi::luaL_testudata(L, idx, QUEUE_META.as_ptr()) as *mut *mut Queue;
-    if ud.is_null() {
-        std::ptr::null_mut()
-    } else {
-        *ud
+    // SAFETY: `L` is the calling C function's valid state; a queue userdata holds a pointer
+    // to its boxed `Queue` (or null once collected).
+    unsafe {
+        let ud = ffi::luaL_testudata(L, idx, QUEUE_META.as_ptr()) as *mut *mut Queue;
+        if ud.is_null() {
+            std::ptr::null_mut()
+        } else {
+            *ud
+        }
     }
 }
 
 unsafe extern "C-unwind" fn queue_gc(L: *mut lua_State) -> c_int {
-    let ud = ffi::luaL_testudata(L, 1, QUEUE_META.as_ptr()) as *mut *mut Queue;
-    if !ud.is_null() && !(*ud).is_null() {
-        drop(Box::from_raw(*ud));
-        *ud = std::ptr::null_mut();
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let ud = ffi::luaL_testudata(L, 1, QUEUE_META.as_ptr()) as *mut *mut Queue;
+        if !ud.is_null() && !(*ud).is_null() {
+            drop(Box::from_raw(*ud));
+            *ud = std::ptr::null_mut();
+        }
+        0
     }
-    0
 }
 
 /// Push a new queue userdata; returns its queue.
 unsafe fn new_queue(L: *mut lua_State) -> *mut Queue {
-    let ud = ffi::lua_newuserdatauv(L, std::mem::size_of::<*mut Queue>(), 0) as *mut *mut Queue;
-    *ud = std::ptr::null_mut();
-    if ffi::luaL_newmetatable(L, QUEUE_META.as_ptr()) != 0 {
-        ffi::lua_pushcfunction(L, queue_gc);
-        ffi::lua_setfield(L, -2, c"__gc".as_ptr());
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let ud = ffi::lua_newuserdatauv(L, std::mem::size_of::<*mut Queue>(), 0) as *mut *mut Queue;
+        *ud = std::ptr::null_mut();
+        if ffi::luaL_newmetatable(L, QUEUE_META.as_ptr()) != 0 {
+            ffi::lua_pushcfunction(L, queue_gc);
+            ffi::lua_setfield(L, -2, c"__gc".as_ptr());
+        }
+        ffi::lua_setmetatable(L, -2);
+        let q = Box::into_raw(Box::<Queue>::default());
+        *ud = q;
+        q
     }
-    ffi::lua_setmetatable(L, -2);
-    let q = Box::into_raw(Box::<Queue>::default());
-    *ud = q;
-    q
-}
-
-unsafe fn push_bytes(L: *mut lua_State, b: &[u8]) {
-    ffi::lua_pushlstring(L, b.as_ptr() as *const _, b.len());
 }
 
 unsafe fn push_packet(L: *mut lua_State, p: Packet) {
-    ffi::lua_pushinteger(L, p.fd as ffi::lua_Integer);
-    ffi::lua_pushlightuserdata(L, p.buf as *mut _);
-    ffi::lua_pushinteger(L, p.size as ffi::lua_Integer);
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        ffi::lua_pushinteger(L, p.fd as ffi::lua_Integer);
+        ffi::lua_pushlightuserdata(L, p.buf as *mut _);
+        ffi::lua_pushinteger(L, p.size as ffi::lua_Integer);
+    }
 }
 
 /// `filter(queue, msg, sz)` → `queue, type, ...`
 unsafe extern "C-unwind" fn lfilter(L: *mut lua_State) -> c_int {
-    let msg = ffi::lua_touserdata(L, 2) as *const u8;
-    let sz = usize::try_from(ffi::luaL_checkinteger(L, 3)).unwrap_or(0);
-    if msg.is_null() || sz < HEADER_SIZE {
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let msg = ffi::lua_touserdata(L, 2) as *const u8;
+        let sz = usize::try_from(ffi::luaL_checkinteger(L, 3)).unwrap_or(0);
+        if msg.is_null() || sz < HEADER_SIZE {
+            ffi::lua_settop(L, 1);
+            return 1;
+        }
+        let m = std::ptr::read_unaligned(msg as *const SocketMessage);
+        let text = std::slice::from_raw_parts(msg.add(HEADER_SIZE), sz - HEADER_SIZE);
+        // Keep (or create) the queue as the first result.
+        let mut q = queue_at(L, 1);
         ffi::lua_settop(L, 1);
-        return 1;
-    }
-    let m = std::ptr::read_unaligned(msg as *const SocketMessage);
-    let text = std::slice::from_raw_parts(msg.add(HEADER_SIZE), sz - HEADER_SIZE);
-    // Keep (or create) the queue as the first result.
-    let mut q = queue_at(L, 1);
-    ffi::lua_settop(L, 1);
-    if q.is_null() {
-        ffi::lua_settop(L, 0);
-        q = new_queue(L);
-    }
-    let q = &mut *q;
-    match m.kind {
-        SOCKET_DATA => {
-            let data = if m.buffer.is_null() || m.ud <= 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(m.buffer, m.ud as usize)
-            };
-            let before = q.ready.len();
-            let (done, partial) = q.push_data(m.id, data);
-            payload_free(m.buffer);
-            if done == 1 && !partial && before == 0 {
-                // Push the (allocating, possibly raising) string before taking the
-                // packet out of the queue, so a memory error cannot lose the block.
-                ffi::lua_pushstring(L, c"data".as_ptr());
-                if let Some(p) = q.ready.pop_back() {
-                    push_packet(L, p);
-                    return 5;
-                }
-            }
-            if done > 0 {
-                ffi::lua_pushstring(L, c"more".as_ptr());
-                return 2;
-            }
-            1
+        if q.is_null() {
+            ffi::lua_settop(L, 0);
+            q = new_queue(L);
         }
-        SOCKET_CLOSE => {
-            q.partial.remove(&m.id);
-            ffi::lua_pushstring(L, c"close".as_ptr());
-            ffi::lua_pushinteger(L, m.id as _);
-            3
-        }
-        SOCKET_ACCEPT => {
-            ffi::lua_pushstring(L, c"open".as_ptr());
-            ffi::lua_pushinteger(L, m.ud as _);
-            push_bytes(L, text);
-            4
-        }
-        SOCKET_ERROR => {
-            q.partial.remove(&m.id);
-            ffi::lua_pushstring(L, c"error".as_ptr());
-            ffi::lua_pushinteger(L, m.id as _);
-            push_bytes(L, text);
-            4
-        }
-        SOCKET_WARNING => {
-            ffi::lua_pushstring(L, c"warning".as_ptr());
-            ffi::lua_pushinteger(L, m.id as _);
-            ffi::lua_pushinteger(L, m.ud as _);
-            4
-        }
-        SOCKET_CONNECT => {
-            ffi::lua_pushstring(L, c"init".as_ptr());
-            ffi::lua_pushinteger(L, m.id as _);
-            push_bytes(L, text);
-            ffi::lua_pushinteger(L, m.ud as _);
-            5
-        }
-        _ => {
-            // UDP and unknown types: the data block (if any) is not ours to keep.
-            if !m.buffer.is_null() && m.kind == crate::socket::SOCKET_UDP {
+        let q = &mut *q;
+        match m.kind {
+            SOCKET_DATA => {
+                let data = if m.buffer.is_null() || m.ud <= 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(m.buffer, m.ud as usize)
+                };
+                let before = q.ready.len();
+                let (done, partial) = q.push_data(m.id, data);
                 payload_free(m.buffer);
+                if done == 1 && !partial && before == 0 {
+                    // Push the (allocating, possibly raising) string before taking the
+                    // packet out of the queue, so a memory error cannot lose the block.
+                    ffi::lua_pushstring(L, c"data".as_ptr());
+                    if let Some(p) = q.ready.pop_back() {
+                        push_packet(L, p);
+                        return 5;
+                    }
+                }
+                if done > 0 {
+                    ffi::lua_pushstring(L, c"more".as_ptr());
+                    return 2;
+                }
+                1
             }
-            1
+            SOCKET_CLOSE => {
+                q.partial.remove(&m.id);
+                ffi::lua_pushstring(L, c"close".as_ptr());
+                ffi::lua_pushinteger(L, m.id as _);
+                3
+            }
+            SOCKET_ACCEPT => {
+                ffi::lua_pushstring(L, c"open".as_ptr());
+                ffi::lua_pushinteger(L, m.ud as _);
+                push_str(L, text);
+                4
+            }
+            SOCKET_ERROR => {
+                q.partial.remove(&m.id);
+                ffi::lua_pushstring(L, c"error".as_ptr());
+                ffi::lua_pushinteger(L, m.id as _);
+                push_str(L, text);
+                4
+            }
+            SOCKET_WARNING => {
+                ffi::lua_pushstring(L, c"warning".as_ptr());
+                ffi::lua_pushinteger(L, m.id as _);
+                ffi::lua_pushinteger(L, m.ud as _);
+                4
+            }
+            SOCKET_CONNECT => {
+                ffi::lua_pushstring(L, c"init".as_ptr());
+                ffi::lua_pushinteger(L, m.id as _);
+                push_str(L, text);
+                ffi::lua_pushinteger(L, m.ud as _);
+                5
+            }
+            _ => {
+                // UDP and unknown types: the data block (if any) is not ours to keep.
+                if !m.buffer.is_null() && m.kind == crate::socket::SOCKET_UDP {
+                    payload_free(m.buffer);
+                }
+                1
+            }
         }
     }
 }
 
 /// `pop(queue)` → `fd, msg, sz` or nothing.
 unsafe extern "C-unwind" fn lpop(L: *mut lua_State) -> c_int {
-    let q = queue_at(L, 1);
-    if q.is_null() {
-        return 0;
-    }
-    match (*q).ready.pop_front() {
-        Some(p) => {
-            push_packet(L, p);
-            3
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let q = queue_at(L, 1);
+        if q.is_null() {
+            return 0;
         }
-        None => 0,
+        match (*q).ready.pop_front() {
+            Some(p) => {
+                push_packet(L, p);
+                3
+            }
+            None => 0,
+        }
     }
 }
 
 /// `pack(str)` / `pack(ptr, sz)` → `ptr, sz + 2`.
 unsafe extern "C-unwind" fn lpack(L: *mut lua_State) -> c_int {
-    let mut len = 0usize;
-    let src: *const u8 = if ffi::lua_isuserdata(L, 1) != 0 {
-        // A negative size maps to "too long" below.
-        len = usize::try_from(ffi::luaL_checkinteger(L, 2)).unwrap_or(usize::MAX);
-        let p = ffi::lua_touserdata(L, 1) as *const u8;
-        if p.is_null() && len > 0 {
-            return ffi::luaL_error(L, c"netpack.pack: NULL pointer with a size".as_ptr());
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let mut len = 0usize;
+        let src: *const u8 = if ffi::lua_isuserdata(L, 1) != 0 {
+            // A negative size maps to "too long" below.
+            len = usize::try_from(ffi::luaL_checkinteger(L, 2)).unwrap_or(usize::MAX);
+            let p = ffi::lua_touserdata(L, 1) as *const u8;
+            if p.is_null() && len > 0 {
+                return ffi::luaL_error(L, c"netpack.pack: NULL pointer with a size".as_ptr());
+            }
+            p
+        } else {
+            // Strings and numbers (as text); anything else is an argument error. (A
+            // table once fell through to a NULL pointer and sent uninitialised bytes.)
+            ffi::luaL_checklstring(L, 1, &mut len) as *const u8
+        };
+        if len >= 0x10000 {
+            return ffi::luaL_error(
+                L,
+                c"Invalid size (too long) of data : %d".as_ptr(),
+                len.min(c_int::MAX as usize) as c_int,
+            );
         }
-        p
-    } else {
-        // Strings and numbers (as text); anything else is an argument error. (A
-        // table once fell through to a NULL pointer and sent uninitialised bytes.)
-        ffi::luaL_checklstring(L, 1, &mut len) as *const u8
-    };
-    if len >= 0x10000 {
-        return ffi::luaL_error(
-            L,
-            c"Invalid size (too long) of data : %d".as_ptr(),
-            len.min(c_int::MAX as usize) as c_int,
-        );
+        let out = payload_alloc(len + 2);
+        *out = (len >> 8) as u8;
+        *out.add(1) = len as u8;
+        if len > 0 {
+            std::ptr::copy_nonoverlapping(src, out.add(2), len);
+        }
+        ffi::lua_pushlightuserdata(L, out as *mut _);
+        ffi::lua_pushinteger(L, (len + 2) as _);
+        2
     }
-    let out = payload_alloc(len + 2);
-    *out = (len >> 8) as u8;
-    *out.add(1) = len as u8;
-    if len > 0 {
-        std::ptr::copy_nonoverlapping(src, out.add(2), len);
-    }
-    ffi::lua_pushlightuserdata(L, out as *mut _);
-    ffi::lua_pushinteger(L, (len + 2) as _);
-    2
 }
 
 /// `clear(queue)`: free every partial and queued packet.
 unsafe extern "C-unwind" fn lclear(L: *mut lua_State) -> c_int {
-    let q = queue_at(L, 1);
-    if !q.is_null() {
-        (*q).clear();
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let q = queue_at(L, 1);
+        if !q.is_null() {
+            (*q).clear();
+        }
+        0
     }
-    0
 }
 
 /// `tostring(ptr, sz)`: copy into a string and free `ptr`.
 unsafe extern "C-unwind" fn ltostring(L: *mut lua_State) -> c_int {
-    let p = ffi::lua_touserdata(L, 1) as *mut u8;
-    if p.is_null() {
-        ffi::lua_pushstring(L, c"".as_ptr());
-        return 1;
-    }
-    let Ok(sz) = usize::try_from(ffi::luaL_checkinteger(L, 2)) else {
-        return ffi::luaL_error(L, c"netpack.tostring: negative size".as_ptr());
-    };
-    ffi::lua_pushlstring(L, p as *const _, sz);
-    payload_free(p);
-    1
-}
-
-/// Push a table of `(name, function)` pairs.
-pub(crate) unsafe fn new_lib(L: *mut lua_State, funcs: &[(&CStr, ffi::lua_CFunction)]) {
-    ffi::lua_createtable(L, 0, funcs.len() as c_int);
-    for (name, f) in funcs {
-        ffi::lua_pushcfunction(L, *f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let p = ffi::lua_touserdata(L, 1) as *mut u8;
+        if p.is_null() {
+            ffi::lua_pushstring(L, c"".as_ptr());
+            return 1;
+        }
+        let Ok(sz) = usize::try_from(ffi::luaL_checkinteger(L, 2)) else {
+            return ffi::luaL_error(L, c"netpack.tostring: negative size".as_ptr());
+        };
+        ffi::lua_pushlstring(L, p as *const _, sz);
+        payload_free(p);
+        1
     }
 }
 
@@ -366,17 +382,20 @@ pub(crate) unsafe fn new_lib(L: *mut lua_State, funcs: &[(&CStr, ffi::lua_CFunct
 /// # Safety
 /// Called by Lua with a valid state.
 pub unsafe extern "C-unwind" fn luaopen_skynet_netpack(L: *mut lua_State) -> c_int {
-    new_lib(
-        L,
-        &[
-            (c"filter", lfilter),
-            (c"pop", lpop),
-            (c"pack", lpack),
-            (c"clear", lclear),
-            (c"tostring", ltostring),
-        ],
-    );
-    1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        new_lib(
+            L,
+            &[
+                (c"filter", lfilter),
+                (c"pop", lpop),
+                (c"pack", lpack),
+                (c"clear", lclear),
+                (c"tostring", ltostring),
+            ],
+        );
+        1
+    }
 }
 
 #[cfg(test)]
@@ -424,6 +443,7 @@ mod tests {
                 .ready
                 .iter()
                 .filter(|pk| pk.fd == 7)
+                // SAFETY: a ready packet owns a block of `size` bytes.
                 .map(|pk| unsafe { std::slice::from_raw_parts(pk.buf, pk.size) }.to_vec())
                 .collect();
             assert_eq!(got, want, "round {round}");

@@ -44,17 +44,17 @@
 #![allow(non_snake_case)]
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::mem::ManuallyDrop;
 
+use crate::lua::ffi::{push_str, raise, raise_owned, type_name_of};
 use mlua::ffi::{
     luaL_checkinteger, luaL_getmetafield, lua_State, lua_absindex, lua_checkstack, lua_copy,
     lua_createtable, lua_error, lua_gettop, lua_isinteger, lua_isnoneornil, lua_next, lua_pcall,
-    lua_pop, lua_pushboolean, lua_pushinteger, lua_pushlightuserdata, lua_pushlstring, lua_pushnil,
-    lua_pushnumber, lua_pushvalue, lua_rawgeti, lua_rawlen, lua_rawset, lua_rawseti, lua_settop,
-    lua_toboolean, lua_tointegerx, lua_tolstring, lua_tonumberx, lua_touserdata, lua_type,
-    lua_typename, LUA_MINSTACK, LUA_OK, LUA_TBOOLEAN, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNUMBER,
-    LUA_TSTRING, LUA_TTABLE,
+    lua_pop, lua_pushboolean, lua_pushinteger, lua_pushlightuserdata, lua_pushnil, lua_pushnumber,
+    lua_pushvalue, lua_rawgeti, lua_rawlen, lua_rawset, lua_rawseti, lua_settop, lua_toboolean,
+    lua_tointegerx, lua_tolstring, lua_tonumberx, lua_touserdata, lua_type, LUA_MINSTACK, LUA_OK,
+    LUA_TBOOLEAN, LUA_TLIGHTUSERDATA, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE,
 };
 
 const TYPE_NIL: u8 = 0;
@@ -146,92 +146,90 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) -> PackResult {
     Ok(())
 }
 
-unsafe fn type_name(L: *mut lua_State, t: c_int) -> String {
-    let p = lua_typename(L, t);
-    if p.is_null() {
-        return "?".to_owned();
-    }
-    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-}
-
 /// Encode the value at absolute index `idx`, which sits at table depth `depth`.
 unsafe fn pack_one(L: *mut lua_State, out: &mut Vec<u8>, idx: c_int, depth: u32) -> PackResult {
-    if depth > MAX_DEPTH {
-        return Err(PackError::Msg(
-            "serialize can't pack too depth table".to_owned(),
-        ));
-    }
-    match lua_type(L, idx) {
-        LUA_TNIL => out.push(TYPE_NIL),
-        LUA_TBOOLEAN => out.push(combine(TYPE_BOOLEAN, (lua_toboolean(L, idx) != 0) as u8)),
-        LUA_TNUMBER => {
-            if lua_isinteger(L, idx) != 0 {
-                write_integer(out, lua_tointegerx(L, idx, std::ptr::null_mut()));
-            } else {
-                let v = lua_tonumberx(L, idx, std::ptr::null_mut());
-                out.push(combine(TYPE_NUMBER, NUMBER_REAL));
-                out.extend_from_slice(&v.to_le_bytes());
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        if depth > MAX_DEPTH {
+            return Err(PackError::Msg(
+                "serialize can't pack too depth table".to_owned(),
+            ));
+        }
+        match lua_type(L, idx) {
+            LUA_TNIL => out.push(TYPE_NIL),
+            LUA_TBOOLEAN => out.push(combine(TYPE_BOOLEAN, (lua_toboolean(L, idx) != 0) as u8)),
+            LUA_TNUMBER => {
+                if lua_isinteger(L, idx) != 0 {
+                    write_integer(out, lua_tointegerx(L, idx, std::ptr::null_mut()));
+                } else {
+                    let v = lua_tonumberx(L, idx, std::ptr::null_mut());
+                    out.push(combine(TYPE_NUMBER, NUMBER_REAL));
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            LUA_TSTRING => {
+                let mut len = 0usize;
+                // The value is a real string, so this never converts anything in place.
+                let p = lua_tolstring(L, idx, &mut len) as *const u8;
+                write_string(out, std::slice::from_raw_parts(p, len))?;
+            }
+            LUA_TLIGHTUSERDATA => {
+                let p = lua_touserdata(L, idx) as usize as u64;
+                out.push(combine(TYPE_USERDATA, 0));
+                out.extend_from_slice(&p.to_le_bytes());
+            }
+            LUA_TTABLE => pack_table(L, out, idx, depth)?,
+            t => {
+                return Err(PackError::Msg(format!(
+                    "Unsupport type {} to serialize",
+                    type_name_of(L, t)
+                )))
             }
         }
-        LUA_TSTRING => {
-            let mut len = 0usize;
-            // The value is a real string, so this never converts anything in place.
-            let p = lua_tolstring(L, idx, &mut len) as *const u8;
-            write_string(out, std::slice::from_raw_parts(p, len))?;
-        }
-        LUA_TLIGHTUSERDATA => {
-            let p = lua_touserdata(L, idx) as usize as u64;
-            out.push(combine(TYPE_USERDATA, 0));
-            out.extend_from_slice(&p.to_le_bytes());
-        }
-        LUA_TTABLE => pack_table(L, out, idx, depth)?,
-        t => {
-            return Err(PackError::Msg(format!(
-                "Unsupport type {} to serialize",
-                type_name(L, t)
-            )))
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 unsafe fn pack_table(L: *mut lua_State, out: &mut Vec<u8>, idx: c_int, depth: u32) -> PackResult {
-    if lua_checkstack(L, LUA_MINSTACK) == 0 {
-        return Err(PackError::Msg("out of memory".to_owned()));
-    }
-    if luaL_getmetafield(L, idx, c"__pairs".as_ptr()) != LUA_TNIL {
-        // The metamethod is on top of the stack.
-        return pack_table_metapairs(L, out, idx, depth);
-    }
-    let n = lua_rawlen(L, idx);
-    if n < (MAX_COOKIE - 1) as usize {
-        out.push(combine(TYPE_TABLE, n as u8));
-    } else {
-        out.push(combine(TYPE_TABLE, MAX_COOKIE - 1));
-        write_integer(out, n as i64);
-    }
-    for i in 1..=n {
-        lua_rawgeti(L, idx, i as i64);
-        pack_one(L, out, lua_gettop(L), depth + 1)?;
-        lua_pop(L, 1);
-    }
-    lua_pushnil(L);
-    while lua_next(L, idx) != 0 {
-        // Stack: ... key value
-        if lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2) != 0 {
-            let k = lua_tointegerx(L, -2, std::ptr::null_mut());
-            if k > 0 && k as u64 <= n as u64 {
-                lua_pop(L, 1);
-                continue;
-            }
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        if lua_checkstack(L, LUA_MINSTACK) == 0 {
+            return Err(PackError::Msg("out of memory".to_owned()));
         }
-        let top = lua_gettop(L);
-        pack_one(L, out, top - 1, depth + 1)?;
-        pack_one(L, out, top, depth + 1)?;
-        lua_pop(L, 1);
+        if luaL_getmetafield(L, idx, c"__pairs".as_ptr()) != LUA_TNIL {
+            // The metamethod is on top of the stack.
+            return pack_table_metapairs(L, out, idx, depth);
+        }
+        let n = lua_rawlen(L, idx);
+        if n < (MAX_COOKIE - 1) as usize {
+            out.push(combine(TYPE_TABLE, n as u8));
+        } else {
+            out.push(combine(TYPE_TABLE, MAX_COOKIE - 1));
+            write_integer(out, n as i64);
+        }
+        for i in 1..=n {
+            lua_rawgeti(L, idx, i as i64);
+            pack_one(L, out, lua_gettop(L), depth + 1)?;
+            lua_pop(L, 1);
+        }
+        lua_pushnil(L);
+        while lua_next(L, idx) != 0 {
+            // Stack: ... key value
+            if lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2) != 0 {
+                let k = lua_tointegerx(L, -2, std::ptr::null_mut());
+                if k > 0 && k as u64 <= n as u64 {
+                    lua_pop(L, 1);
+                    continue;
+                }
+            }
+            let top = lua_gettop(L);
+            pack_one(L, out, top - 1, depth + 1)?;
+            pack_one(L, out, top, depth + 1)?;
+            lua_pop(L, 1);
+        }
+        out.push(TYPE_NIL);
+        Ok(())
     }
-    out.push(TYPE_NIL);
-    Ok(())
 }
 
 /// The `__pairs` metamethod of the table at `idx` is on top of the stack.
@@ -241,54 +239,63 @@ unsafe fn pack_table_metapairs(
     idx: c_int,
     depth: u32,
 ) -> PackResult {
-    out.push(combine(TYPE_TABLE, 0));
-    lua_pushvalue(L, idx);
-    if lua_pcall(L, 1, 3, 0) != LUA_OK {
-        return Err(PackError::Raised);
-    }
-    // Stack: ... iterator state control
-    let iter = lua_gettop(L) - 2;
-    loop {
-        lua_pushvalue(L, iter);
-        lua_pushvalue(L, iter + 1);
-        lua_pushvalue(L, iter + 2);
-        if lua_pcall(L, 2, 2, 0) != LUA_OK {
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        out.push(combine(TYPE_TABLE, 0));
+        lua_pushvalue(L, idx);
+        if lua_pcall(L, 1, 3, 0) != LUA_OK {
             return Err(PackError::Raised);
         }
-        let top = lua_gettop(L);
-        if lua_type(L, top - 1) == LUA_TNIL {
+        // Stack: ... iterator state control
+        let iter = lua_gettop(L) - 2;
+        loop {
+            lua_pushvalue(L, iter);
+            lua_pushvalue(L, iter + 1);
+            lua_pushvalue(L, iter + 2);
+            if lua_pcall(L, 2, 2, 0) != LUA_OK {
+                return Err(PackError::Raised);
+            }
+            let top = lua_gettop(L);
+            if lua_type(L, top - 1) == LUA_TNIL {
+                lua_pop(L, 2);
+                break;
+            }
+            pack_one(L, out, top - 1, depth + 1)?;
+            pack_one(L, out, top, depth + 1)?;
+            lua_copy(L, top - 1, iter + 2);
             lua_pop(L, 2);
-            break;
         }
-        pack_one(L, out, top - 1, depth + 1)?;
-        pack_one(L, out, top, depth + 1)?;
-        lua_copy(L, top - 1, iter + 2);
-        lua_pop(L, 2);
+        lua_pop(L, 3);
+        out.push(TYPE_NIL);
+        Ok(())
     }
-    lua_pop(L, 3);
-    out.push(TYPE_NIL);
-    Ok(())
 }
 
 unsafe fn pack_range(L: *mut lua_State, from: c_int, to: c_int, out: &mut Vec<u8>) -> PackResult {
-    for idx in from..=to {
-        pack_one(L, out, idx, 0)?;
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        for idx in from..=to {
+            pack_one(L, out, idx, 0)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Describe the error object at `idx` without running any metamethod.
 unsafe fn error_object_string(L: *mut lua_State, idx: c_int) -> String {
-    match lua_type(L, idx) {
-        LUA_TSTRING | LUA_TNUMBER => {
-            lua_pushvalue(L, idx);
-            let mut len = 0usize;
-            let p = lua_tolstring(L, -1, &mut len) as *const u8;
-            let s = String::from_utf8_lossy(std::slice::from_raw_parts(p, len)).into_owned();
-            lua_pop(L, 1);
-            s
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match lua_type(L, idx) {
+            LUA_TSTRING | LUA_TNUMBER => {
+                lua_pushvalue(L, idx);
+                let mut len = 0usize;
+                let p = lua_tolstring(L, -1, &mut len) as *const u8;
+                let s = String::from_utf8_lossy(std::slice::from_raw_parts(p, len)).into_owned();
+                lua_pop(L, 1);
+                s
+            }
+            t => format!("(error object is a {} value)", type_name_of(L, t)),
         }
-        t => format!("(error object is a {} value)", type_name(L, t)),
     }
 }
 
@@ -306,20 +313,23 @@ pub unsafe fn pack_values(
     to: c_int,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let top = lua_gettop(L);
-    // Negative (top-relative) indices are accepted too; 0 stays 0 (empty range `1..=0`).
-    let abs = |i: c_int| if i < 0 { lua_absindex(L, i) } else { i };
-    let (from, to) = (abs(from), abs(to));
-    match pack_range(L, from, to, out) {
-        Ok(()) => Ok(()),
-        Err(PackError::Msg(m)) => {
-            lua_settop(L, top);
-            Err(m)
-        }
-        Err(PackError::Raised) => {
-            let m = error_object_string(L, -1);
-            lua_settop(L, top);
-            Err(m)
+    // SAFETY: the `# Safety` contract above covers every call below.
+    unsafe {
+        let top = lua_gettop(L);
+        // Negative (top-relative) indices are accepted too; 0 stays 0 (empty range `1..=0`).
+        let abs = |i: c_int| if i < 0 { lua_absindex(L, i) } else { i };
+        let (from, to) = (abs(from), abs(to));
+        match pack_range(L, from, to, out) {
+            Ok(()) => Ok(()),
+            Err(PackError::Msg(m)) => {
+                lua_settop(L, top);
+                Err(m)
+            }
+            Err(PackError::Raised) => {
+                let m = error_object_string(L, -1);
+                lua_settop(L, top);
+                Err(m)
+            }
         }
     }
 }
@@ -347,26 +357,14 @@ fn return_scratch(buf: ManuallyDrop<Vec<u8>>) {
     }
 }
 
-/// Push `msg` and raise it. Nothing with a destructor is alive when `lua_error` runs.
-unsafe fn raise_msg(L: *mut lua_State, msg: String) -> ! {
-    {
-        let m = ManuallyDrop::new(msg);
-        lua_pushlstring(L, m.as_ptr() as *const c_char, m.len());
-        drop(ManuallyDrop::into_inner(m));
-    }
-    lua_error(L)
-}
-
-unsafe fn raise_str(L: *mut lua_State, msg: &'static str) -> ! {
-    lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
-    lua_error(L)
-}
-
 /// Raise a packing error; for `Raised` the error object is already on top.
 unsafe fn raise_pack_error(L: *mut lua_State, e: PackError) -> ! {
-    match e {
-        PackError::Msg(m) => raise_msg(L, m),
-        PackError::Raised => lua_error(L),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match e {
+            PackError::Msg(m) => raise_owned(L, m),
+            PackError::Raised => lua_error(L),
+        }
     }
 }
 
@@ -376,22 +374,25 @@ unsafe fn raise_pack_error(L: *mut lua_State, e: PackError) -> ! {
 /// # Safety
 /// Lua C function; call only through Lua.
 pub unsafe extern "C-unwind" fn l_pack(L: *mut lua_State) -> c_int {
-    let n = lua_gettop(L);
-    let mut buf = take_scratch();
-    let r = pack_range(L, 1, n, &mut buf);
-    match r {
-        Ok(()) => {
-            let len = buf.len();
-            let p = crate::message::payload_alloc(len);
-            std::ptr::copy_nonoverlapping(buf.as_ptr(), p, len);
-            return_scratch(buf);
-            lua_pushlightuserdata(L, p as *mut c_void);
-            lua_pushinteger(L, len as i64);
-            2
-        }
-        Err(e) => {
-            return_scratch(buf);
-            raise_pack_error(L, e)
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let n = lua_gettop(L);
+        let mut buf = take_scratch();
+        let r = pack_range(L, 1, n, &mut buf);
+        match r {
+            Ok(()) => {
+                let len = buf.len();
+                let p = crate::message::payload_alloc(len);
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), p, len);
+                return_scratch(buf);
+                lua_pushlightuserdata(L, p as *mut c_void);
+                lua_pushinteger(L, len as i64);
+                2
+            }
+            Err(e) => {
+                return_scratch(buf);
+                raise_pack_error(L, e)
+            }
         }
     }
 }
@@ -401,18 +402,21 @@ pub unsafe extern "C-unwind" fn l_pack(L: *mut lua_State) -> c_int {
 /// # Safety
 /// Lua C function; call only through Lua.
 pub unsafe extern "C-unwind" fn l_packstring(L: *mut lua_State) -> c_int {
-    let n = lua_gettop(L);
-    let mut buf = take_scratch();
-    let r = pack_range(L, 1, n, &mut buf);
-    match r {
-        Ok(()) => {
-            lua_pushlstring(L, buf.as_ptr() as *const c_char, buf.len());
-            return_scratch(buf);
-            1
-        }
-        Err(e) => {
-            return_scratch(buf);
-            raise_pack_error(L, e)
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let n = lua_gettop(L);
+        let mut buf = take_scratch();
+        let r = pack_range(L, 1, n, &mut buf);
+        match r {
+            Ok(()) => {
+                push_str(L, buf.as_slice());
+                return_scratch(buf);
+                1
+            }
+            Err(e) => {
+                return_scratch(buf);
+                raise_pack_error(L, e)
+            }
         }
     }
 }
@@ -487,39 +491,42 @@ impl<'a> Reader<'a> {
 
 /// Decode one value and push it (the caller guarantees one free stack slot).
 unsafe fn push_value(L: *mut lua_State, r: &mut Reader<'_>, depth: u32) -> ReadResult<()> {
-    let b = r.byte()?;
-    let cookie = b >> 3;
-    match b & 7 {
-        TYPE_NIL => lua_pushnil(L),
-        TYPE_BOOLEAN => lua_pushboolean(L, (cookie != 0) as c_int),
-        TYPE_NUMBER => {
-            if cookie == NUMBER_REAL {
-                lua_pushnumber(L, f64::from_le_bytes(r.array()?));
-            } else {
-                lua_pushinteger(L, r.integer(cookie)?);
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let b = r.byte()?;
+        let cookie = b >> 3;
+        match b & 7 {
+            TYPE_NIL => lua_pushnil(L),
+            TYPE_BOOLEAN => lua_pushboolean(L, (cookie != 0) as c_int),
+            TYPE_NUMBER => {
+                if cookie == NUMBER_REAL {
+                    lua_pushnumber(L, f64::from_le_bytes(r.array()?));
+                } else {
+                    lua_pushinteger(L, r.integer(cookie)?);
+                }
             }
+            TYPE_USERDATA => {
+                let p = u64::from_le_bytes(r.array()?) as usize;
+                lua_pushlightuserdata(L, p as *mut c_void);
+            }
+            TYPE_SHORT_STRING => {
+                let s = r.take(cookie as usize)?;
+                push_str(L, s);
+            }
+            TYPE_LONG_STRING => {
+                let len = match cookie {
+                    2 => usize::from(u16::from_le_bytes(r.array()?)),
+                    4 => u32::from_le_bytes(r.array()?) as usize,
+                    _ => return Err(ReadError::Invalid("bad long string length size")),
+                };
+                let s = r.take(len)?;
+                push_str(L, s);
+            }
+            TYPE_TABLE => push_table(L, r, cookie, depth)?,
+            _ => return Err(ReadError::Invalid("bad type")),
         }
-        TYPE_USERDATA => {
-            let p = u64::from_le_bytes(r.array()?) as usize;
-            lua_pushlightuserdata(L, p as *mut c_void);
-        }
-        TYPE_SHORT_STRING => {
-            let s = r.take(cookie as usize)?;
-            lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
-        }
-        TYPE_LONG_STRING => {
-            let len = match cookie {
-                2 => usize::from(u16::from_le_bytes(r.array()?)),
-                4 => u32::from_le_bytes(r.array()?) as usize,
-                _ => return Err(ReadError::Invalid("bad long string length size")),
-            };
-            let s = r.take(len)?;
-            lua_pushlstring(L, s.as_ptr() as *const c_char, s.len());
-        }
-        TYPE_TABLE => push_table(L, r, cookie, depth)?,
-        _ => return Err(ReadError::Invalid("bad type")),
+        Ok(())
     }
-    Ok(())
 }
 
 unsafe fn push_table(
@@ -528,53 +535,56 @@ unsafe fn push_table(
     cookie: u8,
     depth: u32,
 ) -> ReadResult<()> {
-    if depth >= MAX_UNPACK_DEPTH {
-        return Err(ReadError::Invalid("table nested too deep"));
-    }
-    // The table, a key and a value, plus room for the caller's slots.
-    if lua_checkstack(L, LUA_MINSTACK) == 0 {
-        return Err(ReadError::Other("stack overflow (table nested too deep)"));
-    }
-    let n = if cookie == MAX_COOKIE - 1 {
-        let b = r.byte()?;
-        let sub = b >> 3;
-        if b & 7 != TYPE_NUMBER || sub == NUMBER_REAL {
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        if depth >= MAX_UNPACK_DEPTH {
+            return Err(ReadError::Invalid("table nested too deep"));
+        }
+        // The table, a key and a value, plus room for the caller's slots.
+        if lua_checkstack(L, LUA_MINSTACK) == 0 {
+            return Err(ReadError::Other("stack overflow (table nested too deep)"));
+        }
+        let n = if cookie == MAX_COOKIE - 1 {
+            let b = r.byte()?;
+            let sub = b >> 3;
+            if b & 7 != TYPE_NUMBER || sub == NUMBER_REAL {
+                return Err(ReadError::Invalid("bad array size"));
+            }
+            r.integer(sub)?
+        } else {
+            i64::from(cookie)
+        };
+        // Every array item takes at least one byte, so a count beyond the remaining input is
+        // malformed; rejecting it first keeps a hostile count from sizing the allocation.
+        if n < 0 || n as u64 > r.remaining() as u64 || n > i64::from(c_int::MAX) {
             return Err(ReadError::Invalid("bad array size"));
         }
-        r.integer(sub)?
-    } else {
-        i64::from(cookie)
-    };
-    // Every array item takes at least one byte, so a count beyond the remaining input is
-    // malformed; rejecting it first keeps a hostile count from sizing the allocation.
-    if n < 0 || n as u64 > r.remaining() as u64 || n > i64::from(c_int::MAX) {
-        return Err(ReadError::Invalid("bad array size"));
-    }
-    lua_createtable(L, n as c_int, 0);
-    for i in 1..=n {
-        push_value(L, r, depth + 1)?;
-        lua_rawseti(L, -2, i);
-    }
-    loop {
-        match r.data.get(r.pos) {
-            None => return Err(ReadError::Invalid("unterminated table")),
-            Some(&k) if k & 7 == TYPE_NIL => {
-                r.pos += 1;
-                break;
-            }
-            Some(&k) => {
-                push_value(L, r, depth + 1)?;
-                if k == combine(TYPE_NUMBER, NUMBER_REAL)
-                    && lua_tonumberx(L, -1, std::ptr::null_mut()).is_nan()
-                {
-                    return Err(ReadError::Other("table index is NaN"));
+        lua_createtable(L, n as c_int, 0);
+        for i in 1..=n {
+            push_value(L, r, depth + 1)?;
+            lua_rawseti(L, -2, i);
+        }
+        loop {
+            match r.data.get(r.pos) {
+                None => return Err(ReadError::Invalid("unterminated table")),
+                Some(&k) if k & 7 == TYPE_NIL => {
+                    r.pos += 1;
+                    break;
                 }
-                push_value(L, r, depth + 1)?;
-                lua_rawset(L, -3);
+                Some(&k) => {
+                    push_value(L, r, depth + 1)?;
+                    if k == combine(TYPE_NUMBER, NUMBER_REAL)
+                        && lua_tonumberx(L, -1, std::ptr::null_mut()).is_nan()
+                    {
+                        return Err(ReadError::Other("table index is NaN"));
+                    }
+                    push_value(L, r, depth + 1)?;
+                    lua_rawset(L, -3);
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Decode every value in `data` and push them in order; returns how many were pushed.
@@ -587,33 +597,36 @@ unsafe fn push_table(
 /// # Safety
 /// `L` must be a valid Lua state. `data` must stay valid for the duration of the call.
 pub unsafe fn unpack_values(L: *mut lua_State, data: &[u8]) -> Result<c_int, String> {
-    let top = lua_gettop(L);
-    let mut r = Reader { data, pos: 0 };
-    let mut count: c_int = 0;
-    let mut result = Ok(());
-    while r.pos < data.len() {
-        if lua_checkstack(L, LUA_MINSTACK) == 0 {
-            result = Err(ReadError::Other(
-                "stack overflow (too many values to unpack)",
-            ));
-            break;
+    // SAFETY: the `# Safety` contract above covers every call below.
+    unsafe {
+        let top = lua_gettop(L);
+        let mut r = Reader { data, pos: 0 };
+        let mut count: c_int = 0;
+        let mut result = Ok(());
+        while r.pos < data.len() {
+            if lua_checkstack(L, LUA_MINSTACK) == 0 {
+                result = Err(ReadError::Other(
+                    "stack overflow (too many values to unpack)",
+                ));
+                break;
+            }
+            if let Err(e) = push_value(L, &mut r, 0) {
+                result = Err(e);
+                break;
+            }
+            count += 1;
         }
-        if let Err(e) = push_value(L, &mut r, 0) {
-            result = Err(e);
-            break;
-        }
-        count += 1;
-    }
-    match result {
-        Ok(()) => Ok(count),
-        Err(e) => {
-            lua_settop(L, top);
-            Err(match e {
-                ReadError::Invalid(why) => {
-                    format!("Invalid serialize stream {} ({})", r.remaining(), why)
-                }
-                ReadError::Other(m) => m.to_owned(),
-            })
+        match result {
+            Ok(()) => Ok(count),
+            Err(e) => {
+                lua_settop(L, top);
+                Err(match e {
+                    ReadError::Invalid(why) => {
+                        format!("Invalid serialize stream {} ({})", r.remaining(), why)
+                    }
+                    ReadError::Other(m) => m.to_owned(),
+                })
+            }
         }
     }
 }
@@ -626,31 +639,34 @@ pub unsafe fn unpack_values(L: *mut lua_State, data: &[u8]) -> Result<c_int, Str
 /// # Safety
 /// Lua C function; call only through Lua. A pointer argument must address `sz` bytes.
 pub unsafe extern "C-unwind" fn l_unpack(L: *mut lua_State) -> c_int {
-    if lua_isnoneornil(L, 1) != 0 {
-        return 0;
-    }
-    let (ptr, len) = if lua_type(L, 1) == LUA_TSTRING {
-        let mut len = 0usize;
-        (lua_tolstring(L, 1, &mut len) as *const u8, len)
-    } else {
-        let ptr = lua_touserdata(L, 1) as *const u8;
-        let sz = luaL_checkinteger(L, 2);
-        if sz < 0 {
-            raise_str(L, "deserialize invalid size");
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        if lua_isnoneornil(L, 1) != 0 {
+            return 0;
         }
-        (ptr, sz as usize)
-    };
-    if len == 0 {
-        return 0;
-    }
-    if ptr.is_null() {
-        raise_str(L, "deserialize null pointer");
-    }
-    // Keep only the input (a string stays anchored at index 1 while we read it).
-    lua_settop(L, 1);
-    let data = std::slice::from_raw_parts(ptr, len);
-    match unpack_values(L, data) {
-        Ok(n) => n,
-        Err(m) => raise_msg(L, m),
+        let (ptr, len) = if lua_type(L, 1) == LUA_TSTRING {
+            let mut len = 0usize;
+            (lua_tolstring(L, 1, &mut len) as *const u8, len)
+        } else {
+            let ptr = lua_touserdata(L, 1) as *const u8;
+            let sz = luaL_checkinteger(L, 2);
+            if sz < 0 {
+                raise(L, "deserialize invalid size");
+            }
+            (ptr, sz as usize)
+        };
+        if len == 0 {
+            return 0;
+        }
+        if ptr.is_null() {
+            raise(L, "deserialize null pointer");
+        }
+        // Keep only the input (a string stays anchored at index 1 while we read it).
+        lua_settop(L, 1);
+        let data = std::slice::from_raw_parts(ptr, len);
+        match unpack_values(L, data) {
+            Ok(n) => n,
+            Err(m) => raise_owned(L, m),
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! `decode`, `protocol`, `pack`, `unpack`, `default`, `saveproto`, `loadproto`) plus
 //! `parse` (schema text -> bundle) which backs our `sprotoparser.lua`.
 //!
-//! Handles: a schema is a lightuserdata pointing to a leaked [`LuaProto`] (freed by
-//! `deleteproto`); a type is a lightuserdata pointing to one of its [`TypeHandle`]s, so
+//! Handles: a schema is a lightuserdata pointing to a leaked `LuaProto` (freed by
+//! `deleteproto`); a type is a lightuserdata pointing to one of its `TypeHandle`s, so
 //! a type handle alone reaches the whole schema. A NULL lightuserdata as type stands
 //! for `response nil`.
 //!
@@ -27,11 +27,12 @@
 //! own Lua state on any thread) can load a schema saved by another. Saved schemas are
 //! never freed; `Sproto` is immutable and `Sync`.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::fmt::Write as _;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::lua::ffi::{push_str, raise_string, to_bytes, type_name};
 use mlua::ffi::{self, lua_State};
 use sproto::{
     ArrayReader, ArrayWriter, Container, Error, Field, FieldType, FieldValue, FieldWriter, Sproto,
@@ -39,16 +40,16 @@ use sproto::{
 };
 
 /// Number of process-global schema slots (`saveproto`/`loadproto`).
-pub const GLOBAL_SLOTS: usize = 16;
+pub(crate) const GLOBAL_SLOTS: usize = 16;
 
 /// A schema as handed to Lua.
-pub struct LuaProto {
+pub(crate) struct LuaProto {
     sp: Sproto,
     handles: Box<[TypeHandle]>,
 }
 
 /// The target of a type lightuserdata.
-pub struct TypeHandle {
+pub(crate) struct TypeHandle {
     proto: *const LuaProto,
     index: usize,
 }
@@ -56,6 +57,7 @@ pub struct TypeHandle {
 // SAFETY: `LuaProto` is immutable after construction; the raw pointers only point back
 // into the same (leaked, never moved) allocation.
 unsafe impl Send for LuaProto {}
+// SAFETY: as above.
 unsafe impl Sync for LuaProto {}
 
 static SLOTS: [AtomicPtr<LuaProto>; GLOBAL_SLOTS] =
@@ -79,71 +81,75 @@ fn leak_proto(sp: Sproto) -> *mut LuaProto {
 
 /// Raises `msg` as a Lua error; `msg` is dropped before the push and the `longjmp`.
 unsafe fn raise(L: *mut lua_State, msg: String) -> ! {
-    crate::lua::host::raise_string(L, msg)
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe { raise_string(L, msg) }
 }
 
 /// Raises a codec error.
 unsafe fn raise_err(L: *mut lua_State, e: Error) -> ! {
-    let msg = e.to_string();
-    drop(e);
-    raise(L, msg)
-}
-
-unsafe fn type_name(L: *mut lua_State, idx: c_int) -> &'static str {
-    CStr::from_ptr(ffi::luaL_typename(L, idx))
-        .to_str()
-        .unwrap_or("?")
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let msg = e.to_string();
+        drop(e);
+        raise(L, msg)
+    }
 }
 
 unsafe fn bytes_at<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(L, idx, &mut len);
-    if p.is_null() {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p as *const u8, len)
-    }
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe { to_bytes(L, idx).unwrap_or(&[]) }
 }
 
 /// The schema lightuserdata at `idx` (raises if absent).
 unsafe fn check_proto<'a>(L: *mut lua_State, idx: c_int) -> &'a LuaProto {
-    let p = ffi::lua_touserdata(L, idx) as *const LuaProto;
-    if p.is_null() {
-        ffi::luaL_argerror(L, idx, c"Need a sproto object".as_ptr());
+    // SAFETY: `L` is the calling C function's valid state. Schema lightuserdata come from
+    // `newproto`/`loadproto` and are never freed; a script passing some other lightuserdata
+    // breaks this, as upstream.
+    unsafe {
+        let p = ffi::lua_touserdata(L, idx) as *const LuaProto;
+        if p.is_null() {
+            ffi::luaL_argerror(L, idx, c"Need a sproto object".as_ptr());
+        }
+        &*p
     }
-    &*p
 }
 
 /// Type argument: `Some(handle)`, `None` for the NULL (response nil) handle; raises for
 /// anything that is not a lightuserdata.
 unsafe fn type_arg<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a TypeHandle> {
-    if ffi::lua_type(L, idx) != ffi::LUA_TLIGHTUSERDATA {
-        ffi::luaL_argerror(L, idx, c"Need a sproto_type object".as_ptr());
+    // SAFETY: as `check_proto`: type handles live in their (never freed) schema.
+    unsafe {
+        if ffi::lua_type(L, idx) != ffi::LUA_TLIGHTUSERDATA {
+            ffi::luaL_argerror(L, idx, c"Need a sproto_type object".as_ptr());
+        }
+        let p = ffi::lua_touserdata(L, idx) as *const TypeHandle;
+        (!p.is_null()).then(|| &*p)
     }
-    let p = ffi::lua_touserdata(L, idx) as *const TypeHandle;
-    (!p.is_null()).then(|| &*p)
 }
 
 /// Byte input given as `string` or `(lightuserdata, size)` starting at `idx`.
 /// Returns the bytes and the index of the next argument.
 unsafe fn bytes_arg<'a>(L: *mut lua_State, idx: c_int) -> (&'a [u8], c_int) {
-    match ffi::lua_type(L, idx) {
-        ffi::LUA_TSTRING => (bytes_at(L, idx), idx + 1),
-        ffi::LUA_TLIGHTUSERDATA | ffi::LUA_TUSERDATA => {
-            let p = ffi::lua_touserdata(L, idx) as *const u8;
-            let n = ffi::luaL_checkinteger(L, idx + 1);
-            if n < 0 {
-                ffi::luaL_argerror(L, idx + 1, c"negative size".as_ptr());
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match ffi::lua_type(L, idx) {
+            ffi::LUA_TSTRING => (bytes_at(L, idx), idx + 1),
+            ffi::LUA_TLIGHTUSERDATA | ffi::LUA_TUSERDATA => {
+                let p = ffi::lua_touserdata(L, idx) as *const u8;
+                let n = ffi::luaL_checkinteger(L, idx + 1);
+                if n < 0 {
+                    ffi::luaL_argerror(L, idx + 1, c"negative size".as_ptr());
+                }
+                if p.is_null() || n == 0 {
+                    (&[], idx + 2)
+                } else {
+                    (std::slice::from_raw_parts(p, n as usize), idx + 2)
+                }
             }
-            if p.is_null() || n == 0 {
-                (&[], idx + 2)
-            } else {
-                (std::slice::from_raw_parts(p, n as usize), idx + 2)
+            _ => {
+                ffi::luaL_argerror(L, idx, c"string or userdata expected".as_ptr());
+                unreachable!()
             }
-        }
-        _ => {
-            ffi::luaL_argerror(L, idx, c"string or userdata expected".as_ptr());
-            unreachable!()
         }
     }
 }
@@ -158,41 +164,51 @@ struct Buffer {
 }
 
 unsafe extern "C-unwind" fn buffer_gc(L: *mut lua_State) -> c_int {
-    let b = ffi::lua_touserdata(L, 1) as *mut Buffer;
-    if !b.is_null() {
-        ptr::drop_in_place(b);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let b = ffi::lua_touserdata(L, 1) as *mut Buffer;
+        if !b.is_null() {
+            ptr::drop_in_place(b);
+        }
+        0
     }
-    0
 }
 
 /// Pushes a new buffer userdata and returns it.
 unsafe fn push_buffer(L: *mut lua_State) -> *mut Buffer {
-    let b = ffi::lua_newuserdatauv(L, std::mem::size_of::<Buffer>(), 0) as *mut Buffer;
-    ptr::write(
-        b,
-        Buffer {
-            busy: false,
-            bytes: Vec::new(),
-        },
-    );
-    if ffi::luaL_newmetatable(L, c"sproto.core.buffer".as_ptr()) != 0 {
-        ffi::lua_pushcfunction(L, buffer_gc);
-        ffi::lua_setfield(L, -2, c"__gc".as_ptr());
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let b = ffi::lua_newuserdatauv(L, std::mem::size_of::<Buffer>(), 0) as *mut Buffer;
+        ptr::write(
+            b,
+            Buffer {
+                busy: false,
+                bytes: Vec::new(),
+            },
+        );
+        if ffi::luaL_newmetatable(L, c"sproto.core.buffer".as_ptr()) != 0 {
+            ffi::lua_pushcfunction(L, buffer_gc);
+            ffi::lua_setfield(L, -2, c"__gc".as_ptr());
+        }
+        ffi::lua_setmetatable(L, -2);
+        b
     }
-    ffi::lua_setmetatable(L, -2);
-    b
 }
 
 unsafe fn upvalue_buffer(L: *mut lua_State) -> *mut Buffer {
-    ffi::lua_touserdata(L, ffi::lua_upvalueindex(1)) as *mut Buffer
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe { ffi::lua_touserdata(L, ffi::lua_upvalueindex(1)) as *mut Buffer }
 }
 
 /// Pushes the buffer contents as a string; drops oversized capacity afterwards.
 unsafe fn push_buffer_string(L: *mut lua_State, b: *mut Buffer) {
-    let bytes = &mut (*b).bytes;
-    ffi::lua_pushlstring(L, bytes.as_ptr() as *const c_char, bytes.len());
-    if bytes.capacity() > 1 << 20 {
-        *bytes = Vec::new();
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let bytes = &mut (*b).bytes;
+        push_str(L, bytes.as_slice());
+        if bytes.capacity() > 1 << 20 {
+            *bytes = Vec::new();
+        }
     }
 }
 
@@ -228,25 +244,31 @@ unsafe fn integer_at(
     field: &Field,
     index: i64,
 ) -> sproto::Result<i64> {
-    let mut ok = 0;
-    if field.precision().is_some() {
-        let n = ffi::lua_tonumberx(L, idx, &mut ok);
-        return Ok(field.decimal_to_wire(if ok != 0 { n } else { 0.0 }));
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let mut ok = 0;
+        if field.precision().is_some() {
+            let n = ffi::lua_tonumberx(L, idx, &mut ok);
+            return Ok(field.decimal_to_wire(if ok != 0 { n } else { 0.0 }));
+        }
+        let v = ffi::lua_tointegerx(L, idx, &mut ok);
+        if ok == 0 {
+            return Err(not_a(owner, field, index, "an integer", type_name(L, idx)));
+        }
+        Ok(v)
     }
-    let v = ffi::lua_tointegerx(L, idx, &mut ok);
-    if ok == 0 {
-        return Err(not_a(owner, field, index, "an integer", type_name(L, idx)));
-    }
-    Ok(v)
 }
 
 unsafe fn double_at(L: *mut lua_State, idx: c_int) -> f64 {
-    let mut ok = 0;
-    let n = ffi::lua_tonumberx(L, idx, &mut ok);
-    if ok != 0 {
-        n
-    } else {
-        0.0
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let mut ok = 0;
+        let n = ffi::lua_tonumberx(L, idx, &mut ok);
+        if ok != 0 {
+            n
+        } else {
+            0.0
+        }
     }
 }
 
@@ -257,10 +279,13 @@ unsafe fn boolean_at(
     field: &Field,
     index: i64,
 ) -> sproto::Result<bool> {
-    if ffi::lua_type(L, idx) != ffi::LUA_TBOOLEAN {
-        return Err(not_a(owner, field, index, "a boolean", type_name(L, idx)));
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        if ffi::lua_type(L, idx) != ffi::LUA_TBOOLEAN {
+            return Err(not_a(owner, field, index, "a boolean", type_name(L, idx)));
+        }
+        Ok(ffi::lua_toboolean(L, idx) != 0)
     }
-    Ok(ffi::lua_toboolean(L, idx) != 0)
 }
 
 unsafe fn string_at<'a>(
@@ -270,46 +295,54 @@ unsafe fn string_at<'a>(
     field: &Field,
     index: i64,
 ) -> sproto::Result<&'a [u8]> {
-    if ffi::lua_type(L, idx) != ffi::LUA_TSTRING {
-        return Err(not_a(owner, field, index, "a string", type_name(L, idx)));
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        if ffi::lua_type(L, idx) != ffi::LUA_TSTRING {
+            return Err(not_a(owner, field, index, "a string", type_name(L, idx)));
+        }
+        Ok(bytes_at(L, idx))
     }
-    Ok(bytes_at(L, idx))
 }
 
 /// Writes the (non-nil) Lua value at `idx` into field `w`.
 unsafe fn write_value(L: *mut lua_State, idx: c_int, w: FieldWriter<'_>) -> sproto::Result<()> {
-    let (owner, field) = (w.owner(), w.field());
-    if !field.is_array() {
-        return match field.field_type() {
-            FieldType::Integer => w.integer(integer_at(L, idx, owner, field, 0)?),
-            FieldType::Boolean => w.boolean(boolean_at(L, idx, owner, field, 0)?),
-            FieldType::Double => w.double(double_at(L, idx)),
-            FieldType::String | FieldType::Binary => w.bytes(string_at(L, idx, owner, field, 0)?),
-            FieldType::Struct(_) => w.structure(&mut LuaStruct { L, index: idx }),
-        };
-    }
-    let t = ffi::lua_type(L, idx);
-    if t != ffi::LUA_TTABLE && t != ffi::LUA_TUSERDATA {
-        return Err(Error::Encode(format!(
-            "{}.{}(1) should be a table or an userdata with metamethods (Is a {})",
-            owner.name(),
-            field.name(),
-            type_name(L, idx)
-        )));
-    }
-    match field.container() {
-        Container::Array => w.array(|a| write_sequence(L, idx, a)),
-        Container::KeyMap { .. } => w.array(|a| {
-            for_each_pair(L, idx, |_, value| {
-                a.push_struct(&mut LuaStruct { L, index: value })
-            })
-        }),
-        Container::PairMap => w.array(|a| {
-            for_each_pair(L, idx, |key, value| {
-                a.push_struct(&mut LuaPair { L, key, value })
-            })
-        }),
-        Container::Single => unreachable!("is_array checked"),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let (owner, field) = (w.owner(), w.field());
+        if !field.is_array() {
+            return match field.field_type() {
+                FieldType::Integer => w.integer(integer_at(L, idx, owner, field, 0)?),
+                FieldType::Boolean => w.boolean(boolean_at(L, idx, owner, field, 0)?),
+                FieldType::Double => w.double(double_at(L, idx)),
+                FieldType::String | FieldType::Binary => {
+                    w.bytes(string_at(L, idx, owner, field, 0)?)
+                }
+                FieldType::Struct(_) => w.structure(&mut LuaStruct { L, index: idx }),
+            };
+        }
+        let t = ffi::lua_type(L, idx);
+        if t != ffi::LUA_TTABLE && t != ffi::LUA_TUSERDATA {
+            return Err(Error::Encode(format!(
+                "{}.{}(1) should be a table or an userdata with metamethods (Is a {})",
+                owner.name(),
+                field.name(),
+                type_name(L, idx)
+            )));
+        }
+        match field.container() {
+            Container::Array => w.array(|a| write_sequence(L, idx, a)),
+            Container::KeyMap { .. } => w.array(|a| {
+                for_each_pair(L, idx, |_, value| {
+                    a.push_struct(&mut LuaStruct { L, index: value })
+                })
+            }),
+            Container::PairMap => w.array(|a| {
+                for_each_pair(L, idx, |key, value| {
+                    a.push_struct(&mut LuaPair { L, key, value })
+                })
+            }),
+            Container::Single => unreachable!("is_array checked"),
+        }
     }
 }
 
@@ -319,26 +352,29 @@ unsafe fn write_sequence(
     idx: c_int,
     a: &mut ArrayWriter<'_>,
 ) -> sproto::Result<()> {
-    let (owner, field) = (a.owner(), a.field());
-    let mut i: i64 = 1;
-    loop {
-        ffi::luaL_checkstack(L, 4, ptr::null());
-        if ffi::lua_geti(L, idx, i) == ffi::LUA_TNIL {
-            ffi::lua_pop(L, 1);
-            return Ok(());
-        }
-        let top = ffi::lua_gettop(L);
-        match field.field_type() {
-            FieldType::Integer => a.push_integer(integer_at(L, top, owner, field, i)?)?,
-            FieldType::Boolean => a.push_boolean(boolean_at(L, top, owner, field, i)?)?,
-            FieldType::Double => a.push_double(double_at(L, top))?,
-            FieldType::String | FieldType::Binary => {
-                a.push_bytes(string_at(L, top, owner, field, i)?)?
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let (owner, field) = (a.owner(), a.field());
+        let mut i: i64 = 1;
+        loop {
+            ffi::luaL_checkstack(L, 4, ptr::null());
+            if ffi::lua_geti(L, idx, i) == ffi::LUA_TNIL {
+                ffi::lua_pop(L, 1);
+                return Ok(());
             }
-            FieldType::Struct(_) => a.push_struct(&mut LuaStruct { L, index: top })?,
+            let top = ffi::lua_gettop(L);
+            match field.field_type() {
+                FieldType::Integer => a.push_integer(integer_at(L, top, owner, field, i)?)?,
+                FieldType::Boolean => a.push_boolean(boolean_at(L, top, owner, field, i)?)?,
+                FieldType::Double => a.push_double(double_at(L, top))?,
+                FieldType::String | FieldType::Binary => {
+                    a.push_bytes(string_at(L, top, owner, field, i)?)?
+                }
+                FieldType::Struct(_) => a.push_struct(&mut LuaStruct { L, index: top })?,
+            }
+            ffi::lua_settop(L, top - 1);
+            i += 1;
         }
-        ffi::lua_settop(L, top - 1);
-        i += 1;
     }
 }
 
@@ -348,35 +384,38 @@ unsafe fn for_each_pair(
     idx: c_int,
     mut f: impl FnMut(c_int, c_int) -> sproto::Result<()>,
 ) -> sproto::Result<()> {
-    ffi::luaL_checkstack(L, 6, ptr::null());
-    if ffi::luaL_getmetafield(L, idx, c"__pairs".as_ptr()) != ffi::LUA_TNIL {
-        ffi::lua_pushvalue(L, idx);
-        ffi::lua_call(L, 1, 3);
-        let base = ffi::lua_gettop(L) - 2; // iterator, state, control
-        loop {
-            ffi::luaL_checkstack(L, 4, ptr::null());
-            ffi::lua_pushvalue(L, base);
-            ffi::lua_pushvalue(L, base + 1);
-            ffi::lua_pushvalue(L, base + 2);
-            ffi::lua_call(L, 2, 2);
-            let top = ffi::lua_gettop(L);
-            if ffi::lua_type(L, top - 1) == ffi::LUA_TNIL {
-                break;
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        ffi::luaL_checkstack(L, 6, ptr::null());
+        if ffi::luaL_getmetafield(L, idx, c"__pairs".as_ptr()) != ffi::LUA_TNIL {
+            ffi::lua_pushvalue(L, idx);
+            ffi::lua_call(L, 1, 3);
+            let base = ffi::lua_gettop(L) - 2; // iterator, state, control
+            loop {
+                ffi::luaL_checkstack(L, 4, ptr::null());
+                ffi::lua_pushvalue(L, base);
+                ffi::lua_pushvalue(L, base + 1);
+                ffi::lua_pushvalue(L, base + 2);
+                ffi::lua_call(L, 2, 2);
+                let top = ffi::lua_gettop(L);
+                if ffi::lua_type(L, top - 1) == ffi::LUA_TNIL {
+                    break;
+                }
+                f(top - 1, top)?;
+                ffi::lua_settop(L, top - 1);
+                ffi::lua_replace(L, base + 2);
             }
+            ffi::lua_settop(L, base - 1);
+            return Ok(());
+        }
+        ffi::lua_pushnil(L);
+        while ffi::lua_next(L, idx) != 0 {
+            let top = ffi::lua_gettop(L);
             f(top - 1, top)?;
             ffi::lua_settop(L, top - 1);
-            ffi::lua_replace(L, base + 2);
         }
-        ffi::lua_settop(L, base - 1);
-        return Ok(());
+        Ok(())
     }
-    ffi::lua_pushnil(L);
-    while ffi::lua_next(L, idx) != 0 {
-        let top = ffi::lua_gettop(L);
-        f(top - 1, top)?;
-        ffi::lua_settop(L, top - 1);
-    }
-    Ok(())
 }
 
 impl StructSource for LuaStruct {
@@ -414,51 +453,58 @@ impl StructSource for LuaPair {
 
 /// Runs inside `lua_pcall`: (type handle, value, buffer) -> fills the buffer.
 unsafe extern "C-unwind" fn encode_protected(L: *mut lua_State) -> c_int {
-    let handle = &*(ffi::lua_touserdata(L, 1) as *const TypeHandle);
-    let buffer = ffi::lua_touserdata(L, 3) as *mut Buffer;
-    let out = &mut (*buffer).bytes;
-    out.clear();
-    let proto = &*handle.proto;
-    let r = sproto::encode(&proto.sp, handle.index, &mut LuaStruct { L, index: 2 }, out);
-    if let Err(e) = r {
-        raise_err(L, e);
+    // SAFETY: called by `lua_pcall` from `encode` with (type handle, value, buffer
+    // userdata) at 1..=3, checked there.
+    unsafe {
+        let handle = &*(ffi::lua_touserdata(L, 1) as *const TypeHandle);
+        let buffer = ffi::lua_touserdata(L, 3) as *mut Buffer;
+        let out = &mut (*buffer).bytes;
+        out.clear();
+        let proto = &*handle.proto;
+        let r = sproto::encode(&proto.sp, handle.index, &mut LuaStruct { L, index: 2 }, out);
+        if let Err(e) = r {
+            raise_err(L, e);
+        }
+        0
     }
-    0
 }
 
 /// `encode(type, table)` -> string. A NULL type (`response nil`) requires `nil` and
 /// encodes to "".
 unsafe extern "C-unwind" fn lencode(L: *mut lua_State) -> c_int {
-    let Some(handle) = type_arg(L, 1) else {
-        if ffi::lua_isnoneornil(L, 2) == 0 {
-            let msg = ffi::lua_pushfstring(
-                L,
-                c"nil expected, got %s".as_ptr(),
-                ffi::luaL_typename(L, 2),
-            );
-            ffi::luaL_argerror(L, 2, msg);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let Some(handle) = type_arg(L, 1) else {
+            if ffi::lua_isnoneornil(L, 2) == 0 {
+                let msg = ffi::lua_pushfstring(
+                    L,
+                    c"nil expected, got %s".as_ptr(),
+                    ffi::luaL_typename(L, 2),
+                );
+                ffi::luaL_argerror(L, 2, msg);
+            }
+            ffi::lua_pushlstring(L, c"".as_ptr(), 0);
+            return 1;
+        };
+        ffi::lua_settop(L, 2);
+        let mut buffer = upvalue_buffer(L);
+        if (*buffer).busy {
+            // Re-entered from a metamethod: use a temporary buffer (kept alive at slot 3).
+            buffer = push_buffer(L);
         }
-        ffi::lua_pushlstring(L, c"".as_ptr(), 0);
-        return 1;
-    };
-    ffi::lua_settop(L, 2);
-    let mut buffer = upvalue_buffer(L);
-    if (*buffer).busy {
-        // Re-entered from a metamethod: use a temporary buffer (kept alive at slot 3).
-        buffer = push_buffer(L);
+        (*buffer).busy = true;
+        ffi::lua_pushcfunction(L, encode_protected);
+        ffi::lua_pushlightuserdata(L, handle as *const TypeHandle as *mut c_void);
+        ffi::lua_pushvalue(L, 2);
+        ffi::lua_pushlightuserdata(L, buffer as *mut c_void);
+        let status = ffi::lua_pcall(L, 3, 0, 0);
+        (*buffer).busy = false;
+        if status != ffi::LUA_OK {
+            ffi::lua_error(L);
+        }
+        push_buffer_string(L, buffer);
+        1
     }
-    (*buffer).busy = true;
-    ffi::lua_pushcfunction(L, encode_protected);
-    ffi::lua_pushlightuserdata(L, handle as *const TypeHandle as *mut c_void);
-    ffi::lua_pushvalue(L, 2);
-    ffi::lua_pushlightuserdata(L, buffer as *mut c_void);
-    let status = ffi::lua_pcall(L, 3, 0, 0);
-    (*buffer).busy = false;
-    if status != ffi::LUA_OK {
-        ffi::lua_error(L);
-    }
-    push_buffer_string(L, buffer);
-    1
 }
 
 // ---------------------------------------------------------------------------------
@@ -483,17 +529,23 @@ impl StructSink for LuaTable {
 }
 
 unsafe fn push_integer(L: *mut lua_State, field: &Field, v: i64) {
-    match field.precision() {
-        Some(_) => ffi::lua_pushnumber(L, field.decimal_from_wire(v)),
-        None => ffi::lua_pushinteger(L, v),
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match field.precision() {
+            Some(_) => ffi::lua_pushnumber(L, field.decimal_from_wire(v)),
+            None => ffi::lua_pushinteger(L, v),
+        }
     }
 }
 
 /// Pushes a decoded struct as a new table.
 unsafe fn push_struct(L: *mut lua_State, r: sproto::StructReader<'_>) -> sproto::Result<()> {
-    ffi::lua_createtable(L, 0, r.struct_type().fields().len() as c_int);
-    let table = ffi::lua_gettop(L);
-    r.decode(&mut LuaTable { L, table })
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        ffi::lua_createtable(L, 0, r.struct_type().fields().len() as c_int);
+        let table = ffi::lua_gettop(L);
+        r.decode(&mut LuaTable { L, table })
+    }
 }
 
 unsafe fn push_field_value(
@@ -501,17 +553,20 @@ unsafe fn push_field_value(
     field: &Field,
     value: FieldValue<'_>,
 ) -> sproto::Result<()> {
-    match value {
-        FieldValue::Integer(v) => push_integer(L, field, v),
-        FieldValue::Boolean(b) => ffi::lua_pushboolean(L, b as c_int),
-        FieldValue::Double(d) => ffi::lua_pushnumber(L, d),
-        FieldValue::Bytes(b) => {
-            ffi::lua_pushlstring(L, b.as_ptr() as *const c_char, b.len());
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match value {
+            FieldValue::Integer(v) => push_integer(L, field, v),
+            FieldValue::Boolean(b) => ffi::lua_pushboolean(L, b as c_int),
+            FieldValue::Double(d) => ffi::lua_pushnumber(L, d),
+            FieldValue::Bytes(b) => {
+                push_str(L, b);
+            }
+            FieldValue::Struct(r) => push_struct(L, r)?,
+            FieldValue::Array(reader) => push_array(L, field, reader)?,
         }
-        FieldValue::Struct(r) => push_struct(L, r)?,
-        FieldValue::Array(reader) => push_array(L, field, reader)?,
+        Ok(())
     }
-    Ok(())
 }
 
 unsafe fn push_array(
@@ -519,120 +574,126 @@ unsafe fn push_array(
     field: &Field,
     reader: ArrayReader<'_>,
 ) -> sproto::Result<()> {
-    match reader {
-        ArrayReader::Integers(mut s) => {
-            ffi::lua_createtable(L, s.remaining() as c_int, 0);
-            let mut i = 1;
-            while let Some(v) = s.next_integer() {
-                push_integer(L, field, v);
-                ffi::lua_rawseti(L, -2, i);
-                i += 1;
-            }
-        }
-        ArrayReader::Doubles(mut s) => {
-            ffi::lua_createtable(L, s.remaining() as c_int, 0);
-            let mut i = 1;
-            while let Some(v) = s.next_double() {
-                ffi::lua_pushnumber(L, v);
-                ffi::lua_rawseti(L, -2, i);
-                i += 1;
-            }
-        }
-        ArrayReader::Booleans(bytes) => {
-            ffi::lua_createtable(L, bytes.len() as c_int, 0);
-            for (i, &b) in bytes.enumerate() {
-                ffi::lua_pushboolean(L, (b != 0) as c_int);
-                ffi::lua_rawseti(L, -2, i as i64 + 1);
-            }
-        }
-        ArrayReader::Bytes(blobs) => {
-            ffi::lua_createtable(L, 0, 0);
-            for (i, b) in blobs.enumerate() {
-                let b = b?;
-                ffi::lua_pushlstring(L, b.as_ptr() as *const c_char, b.len());
-                ffi::lua_rawseti(L, -2, i as i64 + 1);
-            }
-        }
-        ArrayReader::Structs(elems) => {
-            ffi::lua_createtable(L, 0, 0);
-            let result = ffi::lua_gettop(L);
-            match field.container() {
-                Container::KeyMap { key_tag, key_field } => {
-                    for e in elems {
-                        let e = e?;
-                        let key = e.struct_type().fields()[key_field].c_name();
-                        push_struct(L, e)?;
-                        if ffi::lua_getfield(L, -1, key.as_ptr()) == ffi::LUA_TNIL {
-                            return Err(Error::Map(format!(
-                                "Can't find main index (tag={key_tag}) in [{}]",
-                                field.name()
-                            )));
-                        }
-                        ffi::lua_pushvalue(L, -2);
-                        ffi::lua_rawset(L, result);
-                        ffi::lua_pop(L, 1);
-                    }
-                }
-                Container::PairMap => {
-                    // One scratch table per field, like lsproto: an entry lacking its
-                    // value inherits the previous entry's value.
-                    ffi::lua_createtable(L, 0, 2);
-                    let scratch = ffi::lua_gettop(L);
-                    for e in elems {
-                        let e = e?;
-                        let fields = e.struct_type().fields();
-                        let (key, value) = (fields[0].c_name(), fields[1].c_name());
-                        e.decode(&mut LuaTable { L, table: scratch })?;
-                        if ffi::lua_getfield(L, scratch, key.as_ptr()) == ffi::LUA_TNIL {
-                            return Err(Error::Map(format!(
-                                "Can't find key field in [{}]",
-                                field.name()
-                            )));
-                        }
-                        if ffi::lua_getfield(L, scratch, value.as_ptr()) == ffi::LUA_TNIL {
-                            return Err(Error::Map(format!(
-                                "Can't find value field in [{}]",
-                                field.name()
-                            )));
-                        }
-                        ffi::lua_rawset(L, result);
-                    }
-                    ffi::lua_settop(L, result);
-                }
-                _ => {
-                    for (i, e) in elems.enumerate() {
-                        push_struct(L, e?)?;
-                        ffi::lua_rawseti(L, result, i as i64 + 1);
-                    }
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match reader {
+            ArrayReader::Integers(mut s) => {
+                ffi::lua_createtable(L, s.remaining() as c_int, 0);
+                let mut i = 1;
+                while let Some(v) = s.next_integer() {
+                    push_integer(L, field, v);
+                    ffi::lua_rawseti(L, -2, i);
+                    i += 1;
                 }
             }
+            ArrayReader::Doubles(mut s) => {
+                ffi::lua_createtable(L, s.remaining() as c_int, 0);
+                let mut i = 1;
+                while let Some(v) = s.next_double() {
+                    ffi::lua_pushnumber(L, v);
+                    ffi::lua_rawseti(L, -2, i);
+                    i += 1;
+                }
+            }
+            ArrayReader::Booleans(bytes) => {
+                ffi::lua_createtable(L, bytes.len() as c_int, 0);
+                for (i, &b) in bytes.enumerate() {
+                    ffi::lua_pushboolean(L, (b != 0) as c_int);
+                    ffi::lua_rawseti(L, -2, i as i64 + 1);
+                }
+            }
+            ArrayReader::Bytes(blobs) => {
+                ffi::lua_createtable(L, 0, 0);
+                for (i, b) in blobs.enumerate() {
+                    let b = b?;
+                    push_str(L, b);
+                    ffi::lua_rawseti(L, -2, i as i64 + 1);
+                }
+            }
+            ArrayReader::Structs(elems) => {
+                ffi::lua_createtable(L, 0, 0);
+                let result = ffi::lua_gettop(L);
+                match field.container() {
+                    Container::KeyMap { key_tag, key_field } => {
+                        for e in elems {
+                            let e = e?;
+                            let key = e.struct_type().fields()[key_field].c_name();
+                            push_struct(L, e)?;
+                            if ffi::lua_getfield(L, -1, key.as_ptr()) == ffi::LUA_TNIL {
+                                return Err(Error::Map(format!(
+                                    "Can't find main index (tag={key_tag}) in [{}]",
+                                    field.name()
+                                )));
+                            }
+                            ffi::lua_pushvalue(L, -2);
+                            ffi::lua_rawset(L, result);
+                            ffi::lua_pop(L, 1);
+                        }
+                    }
+                    Container::PairMap => {
+                        // One scratch table per field, like lsproto: an entry lacking its
+                        // value inherits the previous entry's value.
+                        ffi::lua_createtable(L, 0, 2);
+                        let scratch = ffi::lua_gettop(L);
+                        for e in elems {
+                            let e = e?;
+                            let fields = e.struct_type().fields();
+                            let (key, value) = (fields[0].c_name(), fields[1].c_name());
+                            e.decode(&mut LuaTable { L, table: scratch })?;
+                            if ffi::lua_getfield(L, scratch, key.as_ptr()) == ffi::LUA_TNIL {
+                                return Err(Error::Map(format!(
+                                    "Can't find key field in [{}]",
+                                    field.name()
+                                )));
+                            }
+                            if ffi::lua_getfield(L, scratch, value.as_ptr()) == ffi::LUA_TNIL {
+                                return Err(Error::Map(format!(
+                                    "Can't find value field in [{}]",
+                                    field.name()
+                                )));
+                            }
+                            ffi::lua_rawset(L, result);
+                        }
+                        ffi::lua_settop(L, result);
+                    }
+                    _ => {
+                        for (i, e) in elems.enumerate() {
+                            push_struct(L, e?)?;
+                            ffi::lua_rawseti(L, result, i as i64 + 1);
+                        }
+                    }
+                }
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `decode(type, string | (ptr, size) [, result])` -> `table, consumed`. A NULL type
 /// returns nothing.
 unsafe extern "C-unwind" fn ldecode(L: *mut lua_State) -> c_int {
-    let Some(handle) = type_arg(L, 1) else {
-        return 0;
-    };
-    let (bytes, next) = bytes_arg(L, 2);
-    if ffi::lua_type(L, next) == ffi::LUA_TTABLE {
-        ffi::lua_pushvalue(L, next);
-    } else {
-        let ty = (*handle.proto).sp.type_at(handle.index);
-        ffi::lua_createtable(L, 0, ty.fields().len() as c_int);
-    }
-    let table = ffi::lua_gettop(L);
-    let proto = &*handle.proto;
-    match sproto::decode(&proto.sp, handle.index, bytes, &mut LuaTable { L, table }) {
-        Ok(used) => {
-            ffi::lua_settop(L, table);
-            ffi::lua_pushinteger(L, used as i64);
-            2
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let Some(handle) = type_arg(L, 1) else {
+            return 0;
+        };
+        let (bytes, next) = bytes_arg(L, 2);
+        if ffi::lua_type(L, next) == ffi::LUA_TTABLE {
+            ffi::lua_pushvalue(L, next);
+        } else {
+            let ty = (*handle.proto).sp.type_at(handle.index);
+            ffi::lua_createtable(L, 0, ty.fields().len() as c_int);
         }
-        Err(e) => raise_err(L, e),
+        let table = ffi::lua_gettop(L);
+        let proto = &*handle.proto;
+        match sproto::decode(&proto.sp, handle.index, bytes, &mut LuaTable { L, table }) {
+            Ok(used) => {
+                ffi::lua_settop(L, table);
+                ffi::lua_pushinteger(L, used as i64);
+                2
+            }
+            Err(e) => raise_err(L, e),
+        }
     }
 }
 
@@ -641,25 +702,31 @@ unsafe extern "C-unwind" fn ldecode(L: *mut lua_State) -> c_int {
 
 /// `newproto(bundle)` -> schema, or nothing if the bundle is rejected.
 unsafe extern "C-unwind" fn lnewproto(L: *mut lua_State) -> c_int {
-    let mut len = 0;
-    let p = ffi::luaL_checklstring(L, 1, &mut len);
-    let bundle = std::slice::from_raw_parts(p as *const u8, len);
-    match Sproto::from_bundle(bundle) {
-        Ok(sp) => {
-            ffi::lua_pushlightuserdata(L, leak_proto(sp) as *mut c_void);
-            1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let mut len = 0;
+        let p = ffi::luaL_checklstring(L, 1, &mut len);
+        let bundle = std::slice::from_raw_parts(p as *const u8, len);
+        match Sproto::from_bundle(bundle) {
+            Ok(sp) => {
+                ffi::lua_pushlightuserdata(L, leak_proto(sp) as *mut c_void);
+                1
+            }
+            Err(_) => 0,
         }
-        Err(_) => 0,
     }
 }
 
 /// `deleteproto(schema)`.
 unsafe extern "C-unwind" fn ldeleteproto(L: *mut lua_State) -> c_int {
-    let p = ffi::lua_touserdata(L, 1) as *mut LuaProto;
-    if !p.is_null() {
-        drop(Box::from_raw(p));
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let p = ffi::lua_touserdata(L, 1) as *mut LuaProto;
+        if !p.is_null() {
+            drop(Box::from_raw(p));
+        }
+        0
     }
-    0
 }
 
 /// Human-readable schema listing (for `dumpproto`).
@@ -707,173 +774,203 @@ fn describe(sp: &Sproto) -> String {
 
 /// `dumpproto(schema)`: prints the schema to stdout.
 unsafe extern "C-unwind" fn ldumpproto(L: *mut lua_State) -> c_int {
-    let text = describe(&check_proto(L, 1).sp);
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    0
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let text = describe(&check_proto(L, 1).sp);
+        use std::io::Write;
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        0
+    }
 }
 
 /// `querytype(schema, name)` -> type, or nothing.
 unsafe extern "C-unwind" fn lquerytype(L: *mut lua_State) -> c_int {
-    let proto = check_proto(L, 1);
-    let mut len = 0;
-    let p = ffi::luaL_checklstring(L, 2, &mut len);
-    let name = std::slice::from_raw_parts(p as *const u8, len);
-    let index = std::str::from_utf8(name)
-        .ok()
-        .and_then(|n| proto.sp.type_index(n));
-    match index {
-        Some(i) => {
-            let h = &proto.handles[i] as *const TypeHandle as *mut c_void;
-            ffi::lua_pushlightuserdata(L, h);
-            1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let proto = check_proto(L, 1);
+        let mut len = 0;
+        let p = ffi::luaL_checklstring(L, 2, &mut len);
+        let name = std::slice::from_raw_parts(p as *const u8, len);
+        let index = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| proto.sp.type_index(n));
+        match index {
+            Some(i) => {
+                let h = &proto.handles[i] as *const TypeHandle as *mut c_void;
+                ffi::lua_pushlightuserdata(L, h);
+                1
+            }
+            None => 0,
         }
-        None => 0,
     }
 }
 
 unsafe fn push_type(L: *mut lua_State, proto: &LuaProto, index: Option<usize>) {
-    match index {
-        Some(i) => {
-            ffi::lua_pushlightuserdata(L, &proto.handles[i] as *const TypeHandle as *mut c_void)
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match index {
+            Some(i) => {
+                ffi::lua_pushlightuserdata(L, &proto.handles[i] as *const TypeHandle as *mut c_void)
+            }
+            None => ffi::lua_pushnil(L),
         }
-        None => ffi::lua_pushnil(L),
     }
 }
 
 /// `protocol(schema, name | tag)` -> `tag | name, request, response`, or nothing.
 /// `response` is a NULL lightuserdata for `response nil`.
 unsafe extern "C-unwind" fn lprotocol(L: *mut lua_State) -> c_int {
-    let proto = check_proto(L, 1);
-    let by_tag = ffi::lua_type(L, 2) == ffi::LUA_TNUMBER;
-    let found = if by_tag {
-        let mut ok = 0;
-        let tag = ffi::lua_tointegerx(L, 2, &mut ok);
-        if ok == 0 {
-            return 0;
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let proto = check_proto(L, 1);
+        let by_tag = ffi::lua_type(L, 2) == ffi::LUA_TNUMBER;
+        let found = if by_tag {
+            let mut ok = 0;
+            let tag = ffi::lua_tointegerx(L, 2, &mut ok);
+            if ok == 0 {
+                return 0;
+            }
+            proto.sp.protocol_by_tag(tag)
+        } else {
+            let mut len = 0;
+            let p = ffi::luaL_checklstring(L, 2, &mut len);
+            std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len))
+                .ok()
+                .and_then(|n| proto.sp.protocol_by_name(n))
+        };
+        let Some(i) = found else { return 0 };
+        let p = &proto.sp.protocols()[i];
+        if by_tag {
+            push_str(L, p.name());
+        } else {
+            ffi::lua_pushinteger(L, p.tag() as i64);
         }
-        proto.sp.protocol_by_tag(tag)
-    } else {
-        let mut len = 0;
-        let p = ffi::luaL_checklstring(L, 2, &mut len);
-        std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len))
-            .ok()
-            .and_then(|n| proto.sp.protocol_by_name(n))
-    };
-    let Some(i) = found else { return 0 };
-    let p = &proto.sp.protocols()[i];
-    if by_tag {
-        ffi::lua_pushlstring(L, p.name().as_ptr() as *const c_char, p.name().len());
-    } else {
-        ffi::lua_pushinteger(L, p.tag() as i64);
+        push_type(L, proto, p.request());
+        if p.response().is_none() && p.confirm() {
+            ffi::lua_pushlightuserdata(L, ptr::null_mut());
+        } else {
+            push_type(L, proto, p.response());
+        }
+        3
     }
-    push_type(L, proto, p.request());
-    if p.response().is_none() && p.confirm() {
-        ffi::lua_pushlightuserdata(L, ptr::null_mut());
-    } else {
-        push_type(L, proto, p.response());
-    }
-    3
 }
 
 /// Pushes the default value of a field's element (struct elements: type name).
 unsafe fn push_scalar_default(L: *mut lua_State, sp: &Sproto, f: &Field) {
-    match f.field_type() {
-        FieldType::Integer if f.precision().is_some() => ffi::lua_pushnumber(L, 0.0),
-        FieldType::Integer => ffi::lua_pushinteger(L, 0),
-        FieldType::Boolean => ffi::lua_pushboolean(L, 0),
-        FieldType::Double => ffi::lua_pushnumber(L, 0.0),
-        FieldType::String | FieldType::Binary => {
-            ffi::lua_pushlstring(L, c"".as_ptr(), 0);
-        }
-        FieldType::Struct(i) => {
-            let n = sp.type_at(i).name();
-            ffi::lua_pushlstring(L, n.as_ptr() as *const c_char, n.len());
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        match f.field_type() {
+            FieldType::Integer if f.precision().is_some() => ffi::lua_pushnumber(L, 0.0),
+            FieldType::Integer => ffi::lua_pushinteger(L, 0),
+            FieldType::Boolean => ffi::lua_pushboolean(L, 0),
+            FieldType::Double => ffi::lua_pushnumber(L, 0.0),
+            FieldType::String | FieldType::Binary => {
+                ffi::lua_pushlstring(L, c"".as_ptr(), 0);
+            }
+            FieldType::Struct(i) => {
+                let n = sp.type_at(i).name();
+                push_str(L, n);
+            }
         }
     }
 }
 
 /// `default(type)` -> table with every field's zero value.
 unsafe extern "C-unwind" fn ldefault(L: *mut lua_State) -> c_int {
-    let Some(handle) = type_arg(L, 1) else {
-        ffi::luaL_argerror(L, 1, c"Need a sproto_type object".as_ptr());
-        return 0;
-    };
-    let sp = &(*handle.proto).sp;
-    let ty = sp.type_at(handle.index);
-    ffi::luaL_checkstack(L, 4, ptr::null());
-    ffi::lua_createtable(L, 0, ty.fields().len() as c_int);
-    for f in ty.fields() {
-        match (f.is_array(), f.field_type()) {
-            (true, _) => {
-                ffi::lua_createtable(L, 0, 1);
-                push_scalar_default(L, sp, f);
-                ffi::lua_setfield(L, -2, c"__array".as_ptr());
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let Some(handle) = type_arg(L, 1) else {
+            ffi::luaL_argerror(L, 1, c"Need a sproto_type object".as_ptr());
+            return 0;
+        };
+        let sp = &(*handle.proto).sp;
+        let ty = sp.type_at(handle.index);
+        ffi::luaL_checkstack(L, 4, ptr::null());
+        ffi::lua_createtable(L, 0, ty.fields().len() as c_int);
+        for f in ty.fields() {
+            match (f.is_array(), f.field_type()) {
+                (true, _) => {
+                    ffi::lua_createtable(L, 0, 1);
+                    push_scalar_default(L, sp, f);
+                    ffi::lua_setfield(L, -2, c"__array".as_ptr());
+                }
+                (false, FieldType::Struct(_)) => {
+                    ffi::lua_createtable(L, 0, 1);
+                    push_scalar_default(L, sp, f);
+                    ffi::lua_setfield(L, -2, c"__type".as_ptr());
+                }
+                (false, _) => push_scalar_default(L, sp, f),
             }
-            (false, FieldType::Struct(_)) => {
-                ffi::lua_createtable(L, 0, 1);
-                push_scalar_default(L, sp, f);
-                ffi::lua_setfield(L, -2, c"__type".as_ptr());
-            }
-            (false, _) => push_scalar_default(L, sp, f),
+            ffi::lua_setfield(L, -2, f.c_name().as_ptr());
         }
-        ffi::lua_setfield(L, -2, f.c_name().as_ptr());
+        1
     }
-    1
 }
 
 unsafe fn slot_arg(L: *mut lua_State, idx: c_int) -> usize {
-    let slot = ffi::luaL_optinteger(L, idx, 0);
-    if !(0..GLOBAL_SLOTS as i64).contains(&slot) {
-        ffi::luaL_error(L, c"Invalid global slot index %I".as_ptr(), slot);
+    // SAFETY: `L` is a valid state used by this thread (this helper's contract).
+    unsafe {
+        let slot = ffi::luaL_optinteger(L, idx, 0);
+        if !(0..GLOBAL_SLOTS as i64).contains(&slot) {
+            ffi::luaL_error(L, c"Invalid global slot index %I".as_ptr(), slot);
+        }
+        slot as usize
     }
-    slot as usize
 }
 
 /// `saveproto(schema | nil, slot)`: stores into a process-global slot.
 unsafe extern "C-unwind" fn lsaveproto(L: *mut lua_State) -> c_int {
-    let p = ffi::lua_touserdata(L, 1) as *mut LuaProto;
-    let slot = slot_arg(L, 2);
-    SLOTS[slot].store(p, Ordering::Release);
-    0
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let p = ffi::lua_touserdata(L, 1) as *mut LuaProto;
+        let slot = slot_arg(L, 2);
+        SLOTS[slot].store(p, Ordering::Release);
+        0
+    }
 }
 
 /// `loadproto(slot)` -> schema saved in that slot.
 unsafe extern "C-unwind" fn lloadproto(L: *mut lua_State) -> c_int {
-    let slot = slot_arg(L, 1);
-    let p = SLOTS[slot].load(Ordering::Acquire);
-    if p.is_null() {
-        ffi::luaL_error(L, c"nil sproto at index %d".as_ptr(), slot as c_int);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let slot = slot_arg(L, 1);
+        let p = SLOTS[slot].load(Ordering::Acquire);
+        if p.is_null() {
+            ffi::luaL_error(L, c"nil sproto at index %d".as_ptr(), slot as c_int);
+        }
+        ffi::lua_pushlightuserdata(L, p as *mut c_void);
+        1
     }
-    ffi::lua_pushlightuserdata(L, p as *mut c_void);
-    1
 }
 
 /// `parse(text [, chunkname])` -> bundle string (our `sprotoparser` backend).
 unsafe extern "C-unwind" fn lparse(L: *mut lua_State) -> c_int {
-    let text = {
-        let mut len = 0;
-        let p = ffi::luaL_checklstring(L, 1, &mut len);
-        std::slice::from_raw_parts(p as *const u8, len)
-    };
-    let chunk = if ffi::lua_isnoneornil(L, 2) != 0 {
-        "=text"
-    } else {
-        let mut len = 0;
-        let p = ffi::luaL_checklstring(L, 2, &mut len);
-        std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len)).unwrap_or("?")
-    };
-    let Ok(text) = std::str::from_utf8(text) else {
-        ffi::luaL_argerror(L, 1, c"schema text is not UTF-8".as_ptr());
-        return 0;
-    };
-    match sproto::parse(text, chunk) {
-        Ok(bundle) => {
-            ffi::lua_pushlstring(L, bundle.as_ptr() as *const c_char, bundle.len());
-            drop(bundle);
-            1
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let text = {
+            let mut len = 0;
+            let p = ffi::luaL_checklstring(L, 1, &mut len);
+            std::slice::from_raw_parts(p as *const u8, len)
+        };
+        let chunk = if ffi::lua_isnoneornil(L, 2) != 0 {
+            "=text"
+        } else {
+            let mut len = 0;
+            let p = ffi::luaL_checklstring(L, 2, &mut len);
+            std::str::from_utf8(std::slice::from_raw_parts(p as *const u8, len)).unwrap_or("?")
+        };
+        let Ok(text) = std::str::from_utf8(text) else {
+            ffi::luaL_argerror(L, 1, c"schema text is not UTF-8".as_ptr());
+            return 0;
+        };
+        match sproto::parse(text, chunk) {
+            Ok(bundle) => {
+                push_str(L, &bundle);
+                drop(bundle);
+                1
+            }
+            Err(e) => raise(L, e.to_string()),
         }
-        Err(e) => raise(L, e.to_string()),
     }
 }
 
@@ -882,31 +979,37 @@ unsafe extern "C-unwind" fn lparse(L: *mut lua_State) -> c_int {
 
 /// `pack(string | (ptr, size))` -> packed string.
 unsafe extern "C-unwind" fn lpack(L: *mut lua_State) -> c_int {
-    let (input, _) = bytes_arg(L, 1);
-    let buffer = upvalue_buffer(L);
-    let out = &mut (*buffer).bytes;
-    out.clear();
-    sproto::pack_into(input, out);
-    let bound = sproto::packed_bound(input.len());
-    if out.len() > bound {
-        let msg = format!("packing error, return size = {}", out.len());
-        raise(L, msg);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let (input, _) = bytes_arg(L, 1);
+        let buffer = upvalue_buffer(L);
+        let out = &mut (*buffer).bytes;
+        out.clear();
+        sproto::pack_into(input, out);
+        let bound = sproto::packed_bound(input.len());
+        if out.len() > bound {
+            let msg = format!("packing error, return size = {}", out.len());
+            raise(L, msg);
+        }
+        push_buffer_string(L, buffer);
+        1
     }
-    push_buffer_string(L, buffer);
-    1
 }
 
 /// `unpack(string | (ptr, size))` -> unpacked string.
 unsafe extern "C-unwind" fn lunpack(L: *mut lua_State) -> c_int {
-    let (input, _) = bytes_arg(L, 1);
-    let buffer = upvalue_buffer(L);
-    let out = &mut (*buffer).bytes;
-    out.clear();
-    if let Err(e) = sproto::unpack_into(input, out) {
-        raise_err(L, e);
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let (input, _) = bytes_arg(L, 1);
+        let buffer = upvalue_buffer(L);
+        let out = &mut (*buffer).bytes;
+        out.clear();
+        if let Err(e) = sproto::unpack_into(input, out) {
+            raise_err(L, e);
+        }
+        push_buffer_string(L, buffer);
+        1
     }
-    push_buffer_string(L, buffer);
-    1
 }
 
 /// `require "sproto.core"`.
@@ -914,29 +1017,32 @@ unsafe extern "C-unwind" fn lunpack(L: *mut lua_State) -> c_int {
 /// # Safety
 /// Called by Lua with a valid state.
 pub unsafe extern "C-unwind" fn luaopen_sproto_core(L: *mut lua_State) -> c_int {
-    let plain: [(&CStr, ffi::lua_CFunction); 10] = [
-        (c"newproto", lnewproto),
-        (c"deleteproto", ldeleteproto),
-        (c"dumpproto", ldumpproto),
-        (c"querytype", lquerytype),
-        (c"decode", ldecode),
-        (c"protocol", lprotocol),
-        (c"default", ldefault),
-        (c"saveproto", lsaveproto),
-        (c"loadproto", lloadproto),
-        (c"parse", lparse),
-    ];
-    let buffered: [(&CStr, ffi::lua_CFunction); 3] =
-        [(c"encode", lencode), (c"pack", lpack), (c"unpack", lunpack)];
-    ffi::lua_createtable(L, 0, (plain.len() + buffered.len()) as c_int);
-    for (name, f) in plain {
-        ffi::lua_pushcfunction(L, f);
-        ffi::lua_setfield(L, -2, name.as_ptr());
+    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
+    unsafe {
+        let plain: [(&CStr, ffi::lua_CFunction); 10] = [
+            (c"newproto", lnewproto),
+            (c"deleteproto", ldeleteproto),
+            (c"dumpproto", ldumpproto),
+            (c"querytype", lquerytype),
+            (c"decode", ldecode),
+            (c"protocol", lprotocol),
+            (c"default", ldefault),
+            (c"saveproto", lsaveproto),
+            (c"loadproto", lloadproto),
+            (c"parse", lparse),
+        ];
+        let buffered: [(&CStr, ffi::lua_CFunction); 3] =
+            [(c"encode", lencode), (c"pack", lpack), (c"unpack", lunpack)];
+        ffi::lua_createtable(L, 0, (plain.len() + buffered.len()) as c_int);
+        for (name, f) in plain {
+            ffi::lua_pushcfunction(L, f);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        for (name, f) in buffered {
+            push_buffer(L);
+            ffi::lua_pushcclosure(L, f, 1);
+            ffi::lua_setfield(L, -2, name.as_ptr());
+        }
+        1
     }
-    for (name, f) in buffered {
-        push_buffer(L);
-        ffi::lua_pushcclosure(L, f, 1);
-        ffi::lua_setfield(L, -2, name.as_ptr());
-    }
-    1
 }

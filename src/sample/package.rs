@@ -50,10 +50,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::context::Context;
-use crate::message::{payload_alloc, payload_free, ptype, Message};
-use crate::runtime;
-use crate::services::NativeService;
+use crate::api::{self, ptype, Context, Message, NativeService};
+use crate::message::{payload_alloc, payload_free};
 use crate::socket::{
     Buffer, SocketMessage, HEADER_SIZE, SOCKET_CLOSE, SOCKET_CONNECT, SOCKET_DATA, SOCKET_ERROR,
     SOCKET_UDP, SOCKET_WARNING,
@@ -258,56 +256,68 @@ impl Package {
     }
 
     fn log(&self, text: &str) {
-        runtime::get().log(self.handle, text);
+        api::log(self.handle, text);
     }
 
     fn reply_error(&self, ctx: &Context, dest: u32, session: i32) {
-        let _ = runtime::get().send(
-            Some(ctx),
-            self.handle,
-            dest,
-            ptype::ERROR as i32,
-            session,
-            std::ptr::null_mut(),
-            0,
-        );
+        // SAFETY: no payload; `ctx` is this service.
+        let _ = unsafe {
+            api::send(
+                Some(ctx),
+                self.handle,
+                dest,
+                ptype::ERROR as i32,
+                session,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
     }
 
     fn reply_packet(&self, ctx: &Context, dest: u32, session: i32, block: Block) {
         let (ptr, len) = block.into_raw();
-        let _ = runtime::get().send(
-            Some(ctx),
-            self.handle,
-            dest,
-            ptype::RESPONSE as i32 | ptype::TAG_DONTCOPY,
-            session,
-            ptr,
-            len,
-        );
+        // SAFETY: the block's ownership passes to the send; `ctx` is this service.
+        let _ = unsafe {
+            api::send(
+                Some(ctx),
+                self.handle,
+                dest,
+                ptype::RESPONSE as i32 | ptype::TAG_DONTCOPY,
+                session,
+                ptr,
+                len,
+            )
+        };
     }
 
     fn reply_text(&self, ctx: &Context, dest: u32, session: i32, text: &str) {
-        let _ = runtime::get().send(
-            Some(ctx),
-            self.handle,
-            dest,
-            ptype::RESPONSE as i32,
-            session,
-            text.as_ptr() as *mut u8,
-            text.len(),
-        );
+        // SAFETY: `text` is borrowed for the copy; `ctx` is this service.
+        let _ = unsafe {
+            api::send(
+                Some(ctx),
+                self.handle,
+                dest,
+                ptype::RESPONSE as i32,
+                session,
+                text.as_ptr() as *mut u8,
+                text.len(),
+            )
+        };
     }
 
     fn tell_owner(&self, ctx: &Context, text: &str) {
-        let _ = runtime::get().send(
-            Some(ctx),
-            self.handle,
-            self.owner,
-            ptype::TEXT as i32,
-            0,
-            text.as_ptr() as *mut u8,
-            text.len(),
-        );
+        // SAFETY: `text` is borrowed for the copy; `ctx` is this service.
+        let _ = unsafe {
+            api::send(
+                Some(ctx),
+                self.handle,
+                self.owner,
+                ptype::TEXT as i32,
+                0,
+                text.as_ptr() as *mut u8,
+                text.len(),
+            )
+        };
     }
 
     /// Answer queued reads with queued packets, FIFO. After EOF a read that finds no
@@ -369,7 +379,7 @@ impl Package {
         let mut packet = Vec::with_capacity(body.len() + 2);
         packet.extend_from_slice(&(body.len() as u16).to_be_bytes());
         packet.extend_from_slice(body);
-        runtime::socket_server().send(self.fd, Buffer::Vec(packet));
+        api::socket_server().send(self.fd, Buffer::Vec(packet));
     }
 
     fn tick(&mut self, ctx: &Context) {
@@ -381,7 +391,7 @@ impl Package {
             self.finish(ctx, Close::Now);
         } else {
             self.heartbeat = self.recv;
-            runtime::get().timeout(ctx, HEARTBEAT);
+            api::timeout(ctx, HEARTBEAT);
         }
     }
 
@@ -396,10 +406,10 @@ impl Package {
             return;
         }
         if self.frame_start.is_none() || self.asm.completed != completed_before {
-            self.frame_start = Some(runtime::get().timer.now());
+            self.frame_start = Some(api::now());
         }
         if self.deadline_session == 0 {
-            self.deadline_session = runtime::get().timeout(ctx, self.frame_timeout as i64);
+            self.deadline_session = api::timeout(ctx, self.frame_timeout as i64);
         }
     }
 
@@ -413,7 +423,7 @@ impl Package {
         if self.closed {
             return;
         }
-        let now = runtime::get().timer.now();
+        let now = api::now();
         let due = start + self.frame_timeout;
         if now >= due {
             self.log(&format!(
@@ -423,7 +433,7 @@ impl Package {
             ));
             self.finish(ctx, Close::Now);
         } else {
-            self.deadline_session = runtime::get().timeout(ctx, (due - now) as i64);
+            self.deadline_session = api::timeout(ctx, (due - now) as i64);
         }
     }
 
@@ -490,7 +500,7 @@ impl Package {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        let srv = runtime::socket_server();
+        let srv = api::socket_server();
         match how {
             Close::Flush => srv.close(self.fd),
             Close::Now => srv.shutdown(self.fd),
@@ -500,7 +510,7 @@ impl Package {
         }
         self.packets.clear();
         self.tell_owner(ctx, "CLOSED");
-        runtime::get().retire(self.handle);
+        api::retire(self.handle);
     }
 }
 
@@ -531,13 +541,13 @@ impl NativeService for Package {
         self.owner = owner;
         self.fd = fd;
         // Validated at startup; unset means the default.
-        if let Ok(Some(cs)) = frame_timeout_cs(crate::env::get("frame_timeout").as_deref()) {
+        if let Ok(Some(cs)) = frame_timeout_cs(api::getenv("frame_timeout").as_deref()) {
             self.frame_timeout = cs;
         }
-        let srv = runtime::socket_server();
+        let srv = api::socket_server();
         srv.start(self.handle, fd);
         srv.nodelay(fd);
-        runtime::get().timeout(ctx, HEARTBEAT);
+        api::timeout(ctx, HEARTBEAT);
         Ok(())
     }
 
