@@ -6,6 +6,7 @@ pub mod core;
 pub mod crypt;
 pub mod lsocket;
 pub mod memory;
+pub mod multicast;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
@@ -28,4 +29,8 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"sproto.core", sproto::luaopen_sproto_core),
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (
+        c"skynet.multicast.core",
+        multicast::luaopen_skynet_multicast_core,
+    ),
 ];
