@@ -158,13 +158,18 @@ impl Context {
         (*self.service.get()).take()
     }
 
-    /// Remember a request received (dispatch side).
+    /// Remember a request received (dispatch side). A multicast delivery is not a
+    /// request: its session is the channel id and nobody waits for an answer.
     ///
     /// # Safety
     /// Caller holds the queue.
     #[inline]
     pub(crate) unsafe fn note_request(&self, msg: &Message) {
-        if msg.session > 0 && msg.source != 0 && msg.ty != ptype::RESPONSE && msg.ty != ptype::ERROR
+        if msg.session > 0
+            && msg.source != 0
+            && msg.ty != ptype::RESPONSE
+            && msg.ty != ptype::ERROR
+            && msg.ty != ptype::MULTICAST
         {
             (*self.pending.get()).insert(request_key(msg.source, msg.session));
         }

@@ -351,7 +351,13 @@ impl Runtime {
         // SAFETY: the caller holds the queue.
         let owed = unsafe { ctx.take_pending() };
         for mut msg in queued {
-            if msg.source != 0 {
+            if msg.ty == ptype::MULTICAST {
+                // A multicast delivery holds a reference to a shared package: give it
+                // back, or the package would outlive its other readers forever. It is
+                // not a request (its session is the channel id): no error goes back.
+                // SAFETY: the payload is this message's own `size` bytes.
+                unsafe { crate::lua::modules::multicast::release_dropped(msg.data, msg.size) };
+            } else if msg.source != 0 {
                 let _ = self.send(
                     None,
                     handle,
