@@ -561,3 +561,8 @@ fn launcher_loglaunch_writes_message_log() {
         &format!("logpath = {:?}", logdir.path().display().to_string()),
     );
 }
+
+#[test]
+fn lua_multicast() {
+    run_lua_test("t_multicast");
+}
