@@ -13,6 +13,7 @@ pub mod seri;
 pub mod snapshot;
 pub mod socketdriver;
 pub mod sproto;
+pub mod stm;
 
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
@@ -33,4 +34,5 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
         c"skynet.multicast.core",
         multicast::luaopen_skynet_multicast_core,
     ),
+    (c"skynet.stm", stm::luaopen_skynet_stm),
 ];
