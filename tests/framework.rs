@@ -566,3 +566,8 @@ fn launcher_loglaunch_writes_message_log() {
 fn lua_multicast() {
     run_lua_test("t_multicast");
 }
+
+#[test]
+fn lua_stm() {
+    run_lua_test("t_stm");
+}
