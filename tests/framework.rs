@@ -571,3 +571,10 @@ fn lua_multicast() {
 fn lua_stm() {
     run_lua_test("t_stm");
 }
+
+#[test]
+fn lua_sharemap() {
+    let root = common::repo_root();
+    let sp = root.join("tests/lua/sharemap.sp");
+    run_lua_test_with("t_sharemap", &format!("sharemap_sp = \"{}\"", sp.display()));
+}
