@@ -89,7 +89,9 @@ T.run(function()
 	T.eq(local_reader.pos.x, 5, "a local reader")
 	w.hp = 8
 	w:commit()
-	T.eq(local_reader:update(), true, "local update")
+	local changed, fields = local_reader:update()
+	T.eq(changed, true, "local update")
+	T.eq(fields.hp, 8, "update returns the fields' table too")
 	T.eq(local_reader.hp, 8, "local reader sees the commit")
 
 	-- a writer committing while a reader on the other worker updates

@@ -8,7 +8,8 @@
 --
 -- A writer's fields are its table's; commit publishes them as a new version. A
 -- reader's fields are those of the version it last decoded (read-only); update
--- decodes the newest version, if there is a newer one, into the same table.
+-- decodes the newest version, if there is a newer one, into the same table
+-- (returning true, that table, the bytes decoded; false when nothing changed).
 local stm = require "skynet.stm"
 local sprotoloader = require "sprotoloader"
 
@@ -76,12 +77,13 @@ local function decode_into(msg, sz, s)
 	for k in pairs(data) do
 		data[k] = nil
 	end
-	schema():decode(s.typename, msg, sz, data)
+	return schema():decode(s.typename, msg, sz, data)
 end
 
--- true when a newer version was decoded
+-- false when nothing changed; else true, the fields' table, the bytes decoded
 function reader_api:update()
-	return (state[self].obj(decode_into, state[self]))
+	local s = state[self]
+	return s.obj(decode_into, s)
 end
 
 local reader_mt = {
