@@ -180,13 +180,18 @@ impl Context {
         unsafe { (*self.service.get()).take() }
     }
 
-    /// Remember a request received (dispatch side).
+    /// Remember a request received (dispatch side). A multicast delivery is not a
+    /// request: its session is the channel id and nobody waits for an answer.
     ///
     /// # Safety
     /// Caller holds the queue.
     #[inline]
     pub(crate) unsafe fn note_request(&self, msg: &Message) {
-        if msg.session > 0 && msg.source != 0 && msg.ty != ptype::RESPONSE && msg.ty != ptype::ERROR
+        if msg.session > 0
+            && msg.source != 0
+            && msg.ty != ptype::RESPONSE
+            && msg.ty != ptype::ERROR
+            && msg.ty != ptype::MULTICAST
         {
             // SAFETY: the caller holds the queue: no other access to the cell.
             unsafe { (*self.pending.get()).insert(request_key(msg.source, msg.session)) };

@@ -128,6 +128,17 @@ pub enum SendError {
     TooLarge,
 }
 
+/// Gives back the shared package a `PTYPE_MULTICAST` delivery refers to when the
+/// receiver dies before reading it. Installed at startup by the composition root
+/// (start.rs) so the runtime imports no Lua module; none: nothing to give back.
+static DROPPED_MULTICAST: std::sync::OnceLock<unsafe fn(*const u8, usize)> =
+    std::sync::OnceLock::new();
+
+/// Install [`DROPPED_MULTICAST`] (once; later calls are ignored).
+pub(crate) fn on_dropped_multicast(f: unsafe fn(*const u8, usize)) {
+    let _ = DROPPED_MULTICAST.set(f);
+}
+
 impl Runtime {
     pub fn install_socket_server(&self, s: Arc<crate::socket::SocketServer>) {
         let _ = self.socket.set(s);
@@ -436,7 +447,15 @@ impl Runtime {
         // SAFETY: the caller holds the queue.
         let owed = unsafe { ctx.take_pending() };
         for mut msg in queued {
-            if msg.source != 0 {
+            if msg.ty == ptype::MULTICAST {
+                // A multicast delivery holds a reference to a shared package: give it
+                // back, or the package would outlive its other readers forever. It is
+                // not a request (its session is the channel id): no error goes back.
+                if let Some(release) = DROPPED_MULTICAST.get() {
+                    // SAFETY: the payload is this message's own `size` bytes.
+                    unsafe { release(msg.data, msg.size) };
+                }
+            } else if msg.source != 0 {
                 self.send_error(handle, msg.source, msg.session);
             }
             msg.free();

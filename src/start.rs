@@ -68,6 +68,7 @@ pub fn run(path: &str) -> Result<(), String> {
     };
 
     let rt = runtime::init(harbor, threads as usize, profile, native_service);
+    runtime::on_dropped_multicast(crate::lua::modules::multicast::release_dropped);
     install_signals();
 
     let sink: crate::socket::Sink = Arc::new(|owner, data, size| {

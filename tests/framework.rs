@@ -561,3 +561,20 @@ fn launcher_loglaunch_writes_message_log() {
         &format!("logpath = {:?}", logdir.path().display().to_string()),
     );
 }
+
+#[test]
+fn lua_multicast() {
+    run_lua_test("t_multicast");
+}
+
+#[test]
+fn lua_stm() {
+    run_lua_test("t_stm");
+}
+
+#[test]
+fn lua_sharemap() {
+    let root = common::repo_root();
+    let sp = root.join("tests/lua/sharemap.sp");
+    run_lua_test_with("t_sharemap", &format!("sharemap_sp = \"{}\"", sp.display()));
+}

@@ -5,12 +5,14 @@
 pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod memory;
+pub(crate) mod multicast;
 pub mod netpack;
 pub(crate) mod profile;
 pub mod seri;
 pub(crate) mod snapshot;
 pub(crate) mod socketdriver;
 pub mod sproto;
+pub mod stm;
 
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
@@ -27,4 +29,9 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"sproto.core", sproto::luaopen_sproto_core),
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (
+        c"skynet.multicast.core",
+        multicast::luaopen_skynet_multicast_core,
+    ),
+    (c"skynet.stm", stm::luaopen_skynet_stm),
 ];
