@@ -473,6 +473,13 @@ fn trace_tags_propagate() {
             "missing trace event {event:?}\n{log}"
         );
     }
+    // call sites are Lua frames by their full chunk name, `@<file>:<line>` as upstream
+    assert!(
+        log.lines().any(|l| l.contains("<TRACE :00000008-1> ")
+            && l.contains(" call : @")
+            && l.contains("/t_trace.lua:")),
+        "trace call sites\n{log}"
+    );
     // the callee logs the caller's tag
     assert!(
         log.lines()

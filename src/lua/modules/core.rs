@@ -365,17 +365,27 @@ unsafe extern "C-unwind" fn l_trace(L: *mut lua_State) -> c_int {
             CStr::from_ptr(user).to_string_lossy()
         );
         if !co.is_null() {
+            // Up to three Lua frames from `level` up (C frames, with no current line,
+            // are skipped), each as its full chunk name: `@path:line` for a file, as
+            // upstream prints them.
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
-            let mut first = true;
-            for lv in level..level.saturating_add(3) {
-                if ffi::lua_getstack(co, lv, &mut ar) == 0
-                    || ffi::lua_getinfo(co, c"Sl".as_ptr(), &mut ar) == 0
-                {
-                    break;
+            let mut shown = 0;
+            let mut lv = level;
+            while shown < 3
+                && ffi::lua_getstack(co, lv, &mut ar) != 0
+                && ffi::lua_getinfo(co, c"Sl".as_ptr(), &mut ar) != 0
+            {
+                lv += 1;
+                if ar.currentline < 0 {
+                    continue;
                 }
-                let src = CStr::from_ptr(ar.short_src.as_ptr()).to_string_lossy();
-                line.push_str(if first { " : " } else { " " });
-                first = false;
+                let src = if ar.source.is_null() {
+                    std::borrow::Cow::Borrowed("?")
+                } else {
+                    CStr::from_ptr(ar.source).to_string_lossy()
+                };
+                line.push_str(if shown == 0 { " : " } else { " " });
+                shown += 1;
                 line.push_str(&format!("{}:{}", src, ar.currentline));
             }
         }
