@@ -9,6 +9,8 @@ pub mod memory;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
+pub mod sharedata;
+pub mod sharedoc;
 pub mod snapshot;
 pub mod socketdriver;
 pub mod sproto;
@@ -28,4 +30,12 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"sproto.core", sproto::luaopen_sproto_core),
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (
+        c"skynet.sharedata.core",
+        sharedata::luaopen_skynet_sharedata_core,
+    ),
+    (
+        c"skynet.sharetable.core",
+        sharedata::luaopen_skynet_sharetable_core,
+    ),
 ];
