@@ -16,6 +16,9 @@ fn run_lua_test(name: &str) -> String {
     let line = sk.wait_for(&format!("TEST {name} "), TIMEOUT);
     sk.collect_for(Duration::from_millis(200));
     let log = sk.log();
+    if std::env::var_os("SHOW_LOG").is_some() {
+        println!("{log}");
+    }
     assert!(
         line.contains(&format!("TEST {name} PASS")),
         "{name} failed: {line}\n--- log ---\n{log}"
@@ -26,8 +29,27 @@ fn run_lua_test(name: &str) -> String {
 /// Values of every type, proxies, sources, many readers, update, delete, no leak.
 #[test]
 fn sharedata_values_readers_update_delete() {
-    let log = run_lua_test("t_sharedata");
-    if std::env::var_os("SHOW_LOG").is_some() {
-        println!("{log}");
+    run_lua_test("t_sharedata");
+}
+
+/// Documents, in-place updates, many readers, versions given back (also by readers that
+/// exit or are killed).
+#[test]
+fn datasheet_values_readers_update() {
+    run_lua_test("t_datasheet");
+}
+
+/// Tables from a table, Lua text and a file; query/queryall; explicit update.
+#[test]
+fn sharetable_load_query_update() {
+    run_lua_test("t_sharetable");
+}
+
+/// One copy per process: RSS growth for 20 readers of a 1 MB set, against 20 copies.
+#[test]
+fn sharedata_one_copy_per_process() {
+    let log = run_lua_test("t_sharedata_mem");
+    for line in log.lines().filter(|l| l.contains("MEM ")) {
+        println!("{line}");
     }
 }

@@ -183,6 +183,37 @@ T.run(function()
 	skynet.sleep(10)
 	T.eq(core.stat(), before, "killed readers hold nothing")
 
+	-- readers on several workers read while versions come and go
+	sharedata.new("stress", { v = 0, list = { 0, 1, 2 }, tag = "v0" })
+	local sr = readers(4, "stress")
+	local done = 0
+	local results = {}
+	for i = 1, #sr do
+		skynet.fork(function()
+			results[i] = { skynet.call(sr[i], "lua", "stress", 20000) }
+			done = done + 1
+		end)
+	end
+	local stress_before = core.stat()
+	for i = 1, 200 do
+		sharedata.update("stress", { v = i, list = { i, i + 1, i + 2 }, tag = "v" .. i })
+		skynet.yield()
+	end
+	while done < #sr do
+		skynet.sleep(1)
+	end
+	skynet.error(string.format("stress: versions seen by the readers: %d %d %d %d",
+		results[1][2], results[2][2], results[3][2], results[4][2]))
+	for i = 1, #sr do
+		T.eq(results[i][1], 0, "stress reader " .. i .. ": inconsistent reads")
+		T.check(results[i][2] > 1, "stress reader " .. i .. " saw " .. results[i][2] .. " versions")
+	end
+	skynet.sleep(10)
+	T.eq(core.stat(), stress_before, "stress: old versions freed")
+	for i = 1, #sr do
+		skynet.kill(sr[i])
+	end
+
 	-- the deleted cfg: our object is the last holder
 	obj, array, nested = nil, nil, nil
 	collectgarbage()

@@ -50,6 +50,27 @@ function CMD.readall()
 	return n
 end
 
+-- read while the set is being updated: every batch of reads between two yields must
+-- come from one version; returns the inconsistent reads and the versions seen
+function CMD.stress(rounds)
+	local bad, seen, n = 0, {}, 0
+	for i = 1, rounds do
+		local v = obj.v
+		local list = obj.list
+		if list[1] ~= v or #list ~= 3 or list[3] ~= v + 2 or obj.tag ~= "v" .. v then
+			bad = bad + 1
+		end
+		if not seen[v] then
+			seen[v] = true
+			n = n + 1
+		end
+		if i % 50 == 0 then
+			skynet.yield()
+		end
+	end
+	return bad, n
+end
+
 -- keep a private deep copy (for the memory comparison)
 function CMD.copy()
 	keep[#keep + 1] = sharedata.deepcopy(name)

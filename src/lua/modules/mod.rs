@@ -4,6 +4,7 @@
 
 pub mod core;
 pub mod crypt;
+pub mod datasheet;
 pub mod lsocket;
 pub mod memory;
 pub mod netpack;
@@ -33,6 +34,10 @@ pub const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (
         c"skynet.sharedata.core",
         sharedata::luaopen_skynet_sharedata_core,
+    ),
+    (
+        c"skynet.datasheet.core",
+        datasheet::luaopen_skynet_datasheet_core,
     ),
     (
         c"skynet.sharetable.core",
