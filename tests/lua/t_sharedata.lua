@@ -64,6 +64,12 @@ T.run(function()
 	T.errors("nested write", "read-only", function()
 		obj.array[1] = 1
 	end)
+	T.errors("write over a nested table", "read-only", function()
+		obj.array = 1
+	end)
+	T.check(type(obj.array) == "table", "still the shared table")
+	T.eq(rawget(obj, "int"), nil, "raw access sees no data")
+	T.eq(rawlen(obj), 0, "raw length")
 
 	-- skynet.pack goes through __pairs, as upstream's tables did
 	local packed = skynet.unpack(skynet.packstring(obj))

@@ -10,22 +10,23 @@
 //!   flag a replaced version, `needupdate`/`update` carry the next version on a box.
 //! * **Proxies** (our `skynet.sharedata` and `skynet.sharetable`): `proxy(ptr)` returns
 //!   an empty Lua table whose metatable reads the doc: `__index`, `__len`, `__pairs`
-//!   (and `__newindex`, which refuses). Nested tables come back as proxies too, cached in
-//!   their parent as raw fields, so `cfg.a == cfg.a`, and a second access is a plain
-//!   table read. `switch(proxy, ptr)` moves a root proxy and every proxy below it to
-//!   another version in place.
+//!   (and `__newindex`, which refuses). Nested tables come back as proxies too, cached
+//!   per parent, so `cfg.a == cfg.a`. `switch(proxy, ptr)` moves a root proxy and every
+//!   proxy below it to another version in place.
 //!
 //! # Invariants
 //!
 //! * A proxy's state is a full userdata (`Node`) stored in the proxy under a private
-//!   light-userdata key. The root node holds one counted reference to its doc; child
-//!   nodes point at their root node and keep their parent alive (user value 1; the key
-//!   is user value 2, for error texts).
-//! * Every live child node either sits in its parent's raw fields and points into its
+//!   light-userdata key; the proxy has no other raw field, so every read and every
+//!   write goes through the metamethods. The root node holds one counted reference to
+//!   its doc; child nodes point at their root node. User values of a node: 1 the parent
+//!   proxy (keeps the chain up to the root alive), 2 the key in the parent (for error
+//!   texts), 3 the cache of child proxies by key.
+//! * Every live child node either sits in its parent's cache and points into its
 //!   root's current doc, or has a null table pointer (stale: it errors when read).
 //!   `switch` keeps this true: it re-points every cached child by key in the new
-//!   version, and clears (and marks stale, with its subtree) those whose key no longer
-//!   holds a table. A child is cached in the same C call that creates it.
+//!   version, and drops from the cache (and marks stale, with its subtree) those whose
+//!   key no longer holds a table. A child is cached in the same C call that creates it.
 //! * Doc memory is never read across a Lua call that can run a GC step (and so a
 //!   finalizer that could switch or release a proxy): objects are allocated first, then
 //!   the node is read again and the doc consulted. Pushing a string copies it before
@@ -545,23 +546,33 @@ struct Node {
     doc: *const Doc,
 }
 
-/// The node of the proxy at `idx`, or null when the value is not a proxy.
-unsafe fn node_of(L: *mut lua_State, idx: c_int) -> *mut Node {
-    // SAFETY: L valid; a userdata under our private key with Node's size and magic is
-    // a node (the key is a light userdata only this module creates).
+/// Pushes the node userdata of the proxy at `idx` (nil when the value is not a proxy)
+/// and returns the node, or null.
+unsafe fn push_node(L: *mut lua_State, idx: c_int) -> *mut Node {
+    // SAFETY: L valid with a free slot; a userdata under our private key with Node's
+    // size and magic is a node (the key is a light userdata only this module creates).
     unsafe {
         if ffi::lua_type(L, idx) != ffi::LUA_TTABLE {
+            ffi::lua_pushnil(L);
             return std::ptr::null_mut();
         }
-        let mut n = std::ptr::null_mut();
         if ffi::lua_rawgetp(L, idx, key(&NODE_KEY)) == ffi::LUA_TUSERDATA
             && ffi::lua_rawlen(L, -1) == std::mem::size_of::<Node>()
         {
             let p = ffi::lua_touserdata(L, -1) as *mut Node;
             if (*p).magic == NODE_MAGIC {
-                n = p;
+                return p;
             }
         }
+        std::ptr::null_mut()
+    }
+}
+
+/// The node of the proxy at `idx`, or null when the value is not a proxy.
+unsafe fn node_of(L: *mut lua_State, idx: c_int) -> *mut Node {
+    // SAFETY: see push_node.
+    unsafe {
+        let n = push_node(L, idx);
         ffi::lua_pop(L, 1);
         n
     }
@@ -663,7 +674,7 @@ unsafe fn index_at(L: *mut lua_State, p: c_int, k: c_int) -> c_int {
 unsafe fn index_at_inner(L: *mut lua_State, p: c_int, k: c_int) -> c_int {
     // SAFETY: see the module invariants; the doc is read only after the allocations.
     unsafe {
-        ffi::luaL_checkstack(L, 6, std::ptr::null());
+        ffi::luaL_checkstack(L, 8, std::ptr::null());
         let n = check_node(L, p);
         let t = live_table(L, p, n);
         let Some(pr) = probe(L, k) else {
@@ -675,16 +686,25 @@ unsafe fn index_at_inner(L: *mut lua_State, p: c_int, k: c_int) -> c_int {
             push_value(L, t.doc(), v);
             return 1;
         }
-        // a cached child?
+        // a cached child? (the node's user value 3)
+        push_node(L, p);
+        let ud = ffi::lua_gettop(L);
+        if ffi::lua_getiuservalue(L, ud, 3) != ffi::LUA_TTABLE {
+            ffi::lua_pop(L, 1);
+            ffi::lua_createtable(L, 0, 1);
+            ffi::lua_pushvalue(L, -1);
+            ffi::lua_setiuservalue(L, ud, 3);
+        }
+        let cache = ffi::lua_gettop(L);
         ffi::lua_pushvalue(L, k);
-        if ffi::lua_rawget(L, p) == ffi::LUA_TTABLE {
+        if ffi::lua_rawget(L, cache) == ffi::LUA_TTABLE {
             return 1;
         }
         ffi::lua_pop(L, 1);
         // allocate the child first
         ffi::lua_createtable(L, 0, 1);
         let c = ffi::lua_gettop(L);
-        let cn = ffi::lua_newuserdatauv(L, std::mem::size_of::<Node>(), 2) as *mut Node;
+        let cn = ffi::lua_newuserdatauv(L, std::mem::size_of::<Node>(), 3) as *mut Node;
         std::ptr::write(
             cn,
             Node {
@@ -718,7 +738,7 @@ unsafe fn index_at_inner(L: *mut lua_State, p: c_int, k: c_int) -> c_int {
                 (*cn).root = (*n).root;
                 ffi::lua_pushvalue(L, k);
                 ffi::lua_pushvalue(L, c);
-                ffi::lua_rawset(L, p);
+                ffi::lua_rawset(L, cache);
                 ffi::lua_pushvalue(L, c);
             }
             v => push_value(L, t.doc(), v),
@@ -827,7 +847,7 @@ unsafe fn new_root(L: *mut lua_State, idx: c_int, adopt: bool) {
         ffi::luaL_checkstack(L, 4, std::ptr::null());
         ffi::lua_createtable(L, 0, 1);
         let p = ffi::lua_gettop(L);
-        let n = ffi::lua_newuserdatauv(L, std::mem::size_of::<Node>(), 0) as *mut Node;
+        let n = ffi::lua_newuserdatauv(L, std::mem::size_of::<Node>(), 3) as *mut Node;
         std::ptr::write(
             n,
             Node {
@@ -862,42 +882,47 @@ unsafe extern "C-unwind" fn l_proxy(L: *mut lua_State) -> c_int {
     1
 }
 
-/// Re-points the cached children of the proxy at `p` to `t` (None: marks them stale).
-/// Calls nothing that raises or runs a GC step (stack space reserved by the caller).
-unsafe fn walk_cache(L: *mut lua_State, p: c_int, t: Option<&Table>, depth: usize) {
-    // SAFETY: raw traversal of the proxy's own table; clearing an existing field
-    // during lua_next is allowed.
+/// Re-points the cached children of the node at `ud` (its user value 3) to `t` (None:
+/// marks them stale). Calls nothing that raises or runs a GC step (stack space is
+/// reserved by the caller: 8 slots per level).
+unsafe fn walk_cache(L: *mut lua_State, ud: c_int, t: Option<&Table>, depth: usize) {
+    // SAFETY: raw traversal of the node's cache table; clearing an existing field during
+    // lua_next is allowed.
     unsafe {
         if depth > MAX_DEPTH + 2 {
             return;
         }
+        if ffi::lua_getiuservalue(L, ud, 3) != ffi::LUA_TTABLE {
+            ffi::lua_pop(L, 1);
+            return;
+        }
+        let cache = ffi::lua_gettop(L);
         ffi::lua_pushnil(L);
-        while ffi::lua_next(L, p) != 0 {
+        while ffi::lua_next(L, cache) != 0 {
             let top = ffi::lua_gettop(L);
-            if ffi::lua_type(L, top) == ffi::LUA_TTABLE {
-                let cn = node_of(L, top);
-                if !cn.is_null() {
-                    let nt = match (t, probe(L, top - 1)) {
-                        (Some(t), Some(pr)) => match t.get(pr) {
-                            Value::Table(i) => t.doc().table(i),
-                            _ => None,
-                        },
+            let cn = push_node(L, top);
+            if !cn.is_null() {
+                let nt = match (t, probe(L, top - 1)) {
+                    (Some(t), Some(pr)) => match t.get(pr) {
+                        Value::Table(i) => t.doc().table(i),
                         _ => None,
-                    };
-                    match nt {
-                        Some(nt) => (*cn).tbl = nt,
-                        None => {
-                            (*cn).tbl = std::ptr::null();
-                            ffi::lua_pushvalue(L, top - 1);
-                            ffi::lua_pushnil(L);
-                            ffi::lua_rawset(L, p);
-                        }
+                    },
+                    _ => None,
+                };
+                match nt {
+                    Some(nt) => (*cn).tbl = nt,
+                    None => {
+                        (*cn).tbl = std::ptr::null();
+                        ffi::lua_pushvalue(L, top - 1);
+                        ffi::lua_pushnil(L);
+                        ffi::lua_rawset(L, cache);
                     }
-                    walk_cache(L, top, nt, depth + 1);
                 }
+                walk_cache(L, top + 1, nt, depth + 1);
             }
             ffi::lua_settop(L, top - 1);
         }
+        ffi::lua_settop(L, cache - 1);
     }
 }
 
@@ -910,18 +935,20 @@ unsafe extern "C-unwind" fn l_switch(L: *mut lua_State) -> c_int {
         }
         let t = check_table(L, 2);
         let doc = t.doc();
-        if doc.root() != t as *const Table {
+        if !std::ptr::eq(doc.root(), t) {
             raise(L, c"switch needs a root table");
         }
         let adopt = ffi::lua_toboolean(L, 3) != 0;
-        ffi::luaL_checkstack(L, 6 * (MAX_DEPTH as c_int + 4), std::ptr::null());
+        ffi::luaL_checkstack(L, 8 * (MAX_DEPTH as c_int + 4), std::ptr::null());
+        push_node(L, 1);
+        let ud = ffi::lua_gettop(L);
         if !adopt {
             doc.retain();
         }
         let old = (*n).doc;
         (*n).doc = doc;
         (*n).tbl = t;
-        walk_cache(L, 1, Some(t), 0);
+        walk_cache(L, ud, Some(t), 0);
         if !old.is_null() {
             Doc::release(old);
         }

@@ -223,7 +223,7 @@ impl Table {
     /// `p` must be null or point to readable memory of at least `size_of::<Table>()`
     /// bytes; when it is a table of a doc, that doc must be live.
     pub unsafe fn from_ptr<'a>(p: *const Table) -> Option<&'a Table> {
-        if p.is_null() || (p as usize) % std::mem::align_of::<Table>() != 0 {
+        if p.is_null() || !(p as usize).is_multiple_of(std::mem::align_of::<Table>()) {
             return None;
         }
         // SAFETY: readable per the contract.
