@@ -87,7 +87,14 @@ T.run(function()
 	local array, nested = obj.array, obj.nested
 	local new = { int = 43, array = { 1, 2 }, nested = 7, added = { x = 1 }, "uno" }
 	builder.update("sheet", new)
-	skynet.sleep(10)
+	U.wait(function()
+		return obj.int == 43
+	end)
+	for i = 1, #r do
+		U.wait(function()
+			return skynet.call(r[i], "lua", "canon") == U.canon(new)
+		end)
+	end
 	T.eq(obj.int, 43, "update seen through the same object")
 	T.eq(obj.str, nil, "old keys gone")
 	T.eq(#obj, 1, "new length")
@@ -107,7 +114,9 @@ T.run(function()
 	for i = 1, 20 do
 		builder.update("sheet", { v = i, list = { i, i + 1 } })
 	end
-	skynet.sleep(20)
+	U.wait(function()
+		return obj.v == 20 and versions "sheet" == 1
+	end)
 	T.eq(obj.v, 20, "last version")
 	T.eq(skynet.call(r[2], "lua", "get", "v"), 20, "reader: last version")
 	local n, text = versions "sheet"
@@ -118,7 +127,9 @@ T.run(function()
 	skynet.kill(r[2])
 	skynet.sleep(5)
 	builder.update("sheet", { v = "after" })
-	skynet.sleep(10)
+	U.wait(function()
+		return obj.v == "after" and versions "sheet" == 1
+	end)
 	T.eq(obj.v, "after", "update after readers left")
 	n, text = versions "sheet"
 	T.eq(n, 1, "versions after readers left (" .. text .. ")")

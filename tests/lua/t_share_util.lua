@@ -30,6 +30,18 @@ function U.canon(t, seen)
 	return "{" .. table.concat(out, ",") .. "}"
 end
 
+-- Waits (up to 10 s) until f() is true; returns whether it became true.
+function U.wait(f)
+	local skynet = require "skynet"
+	for _ = 1, 1000 do
+		if f() then
+			return true
+		end
+		skynet.sleep(1)
+	end
+	return f()
+end
+
 -- Resident set size of this process, in KiB.
 function U.rss_kb()
 	local f = assert(io.open("/proc/self/status"))

@@ -133,7 +133,14 @@ T.run(function()
 	local array, nested = obj.array, obj.nested
 	local new = { int = 43, array = { 1, 2 }, nested = "gone", added = { x = 1 } }
 	sharedata.update("cfg", new)
-	skynet.sleep(10)
+	U.wait(function()
+		return obj.int == 43
+	end)
+	for i = 1, #r do
+		U.wait(function()
+			return skynet.call(r[i], "lua", "canon") == U.canon(new)
+		end)
+	end
 	T.eq(obj.int, 43, "update seen through the same object")
 	T.eq(obj.str, nil, "old keys gone")
 	T.eq(array[1], 1, "a held child follows the update")
@@ -152,7 +159,9 @@ T.run(function()
 
 	-- delete: holders keep reading the last version, queries fail
 	sharedata.delete "cfg"
-	skynet.sleep(10)
+	U.wait(function()
+		return not pcall(sharedata.query, "cfg")
+	end)
 	T.eq(obj.int, 43, "a deleted set stays readable for its holders")
 	T.errors("query after delete", "call failed", sharedata.query, "cfg")
 	T.eq(skynet.call(r[2], "lua", "get", "int"), 43, "reader after delete")
@@ -172,13 +181,17 @@ T.run(function()
 			skynet.sleep(1)
 		end
 	end
-	skynet.sleep(20)
+	U.wait(function()
+		return churn.v == 100
+	end)
 	T.eq(churn.v, 100, "last version")
 	for i = 1, #cr do
 		T.eq(skynet.call(cr[i], "lua", "get", "v"), 100, "churn reader " .. i)
 	end
 	sharedata.flush()
-	skynet.sleep(5)
+	U.wait(function()
+		return core.stat() == before
+	end)
 	local after = core.stat()
 	T.eq(after, before, "old versions freed (docs alive before/after 100 updates)")
 	for i = 1, #cr do
@@ -186,7 +199,9 @@ T.run(function()
 	end
 	-- killed readers gave their references back (lua_close runs the finalizers)
 	sharedata.update("churn", { v = "end" })
-	skynet.sleep(10)
+	U.wait(function()
+		return core.stat() == before
+	end)
 	T.eq(core.stat(), before, "killed readers hold nothing")
 
 	-- readers on several workers read while versions come and go
@@ -214,7 +229,9 @@ T.run(function()
 		T.eq(results[i][1], 0, "stress reader " .. i .. ": inconsistent reads")
 		T.check(results[i][2] > 1, "stress reader " .. i .. " saw " .. results[i][2] .. " versions")
 	end
-	skynet.sleep(10)
+	U.wait(function()
+		return core.stat() == stress_before
+	end)
 	T.eq(core.stat(), stress_before, "stress: old versions freed")
 	for i = 1, #sr do
 		skynet.kill(sr[i])
