@@ -4,15 +4,18 @@
 
 pub(crate) mod core;
 pub mod crypt;
+pub(crate) mod datasheet;
 pub(crate) mod memory;
 pub(crate) mod multicast;
 pub mod netpack;
 pub(crate) mod profile;
 pub mod seri;
+pub(crate) mod sharedata;
+pub(crate) mod sharedoc;
 pub(crate) mod snapshot;
 pub(crate) mod socketdriver;
 pub mod sproto;
-pub mod stm;
+pub(crate) mod stm;
 
 use mlua::ffi::lua_CFunction;
 use std::ffi::CStr;
@@ -34,4 +37,16 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
         multicast::luaopen_skynet_multicast_core,
     ),
     (c"skynet.stm", stm::luaopen_skynet_stm),
+    (
+        c"skynet.sharedata.core",
+        sharedata::luaopen_skynet_sharedata_core,
+    ),
+    (
+        c"skynet.datasheet.core",
+        datasheet::luaopen_skynet_datasheet_core,
+    ),
+    (
+        c"skynet.sharetable.core",
+        sharedata::luaopen_skynet_sharetable_core,
+    ),
 ];
