@@ -124,7 +124,7 @@ skynet.genid = c.genid
 -- thousands of concurrent requests (one per connection, say) must not pin that many
 -- coroutine stacks for the life of the service. Past the cap a finished coroutine
 -- simply ends and is collected.
-local POOL_MAX = 128
+local POOL_MAX <const> = 128
 local pool, npool = {}, 0
 
 local function new_thread()
