@@ -3,10 +3,10 @@
 //! record (`LuaService`) that native functions reach through an upvalue or the
 //! registry key `skynet_context`.
 //!
-//! Every native module is registered in `package.preload`, so a service pays only a
-//! table slot for modules it never requires. Files on disk win over the embedded
-//! framework: the embedded searcher runs after the standard ones, and the embedded
-//! service pattern comes last in `LUA_SERVICE`.
+//! Native modules are found through `package.preload`'s `__index` over one static
+//! table, so a service pays nothing for modules it never requires. Files on disk win
+//! over the embedded framework: the embedded searcher runs after the standard ones, and
+//! the embedded service pattern comes last in `LUA_SERVICE`.
 //!
 //! Users' own Lua 5.4 C modules load through the standard C searchers (the binaries
 //! export the Lua C API, see build.rs and docs/C-MODULES.md); they run after
@@ -253,27 +253,87 @@ pub(crate) unsafe fn service_handle(L: *mut lua_State) -> u32 {
     }
 }
 
+/// The native modules of the framework layer, by `require` name (the socket, sproto,
+/// crypt and shared-state ones are in [`crate::lua::modules::EXTRA_PRELOADS`]).
+const CORE_PRELOADS: &[(&CStr, ffi::lua_CFunction)] = &[
+    (
+        c"skynet.core",
+        crate::lua::modules::core::luaopen_skynet_core,
+    ),
+    (
+        c"skynet.profile",
+        crate::lua::modules::profile::luaopen_skynet_profile,
+    ),
+    (
+        c"profile",
+        crate::lua::modules::profile::luaopen_skynet_profile,
+    ),
+    (
+        c"skynet.memory",
+        crate::lua::modules::memory::luaopen_skynet_memory,
+    ),
+    (
+        c"memory",
+        crate::lua::modules::memory::luaopen_skynet_memory,
+    ),
+    (
+        c"skynet.codecache",
+        crate::lua::modules::core::luaopen_skynet_codecache,
+    ),
+];
+
+/// The loader of native module `name`, if we have one.
+fn native_loader(name: &[u8]) -> Option<ffi::lua_CFunction> {
+    CORE_PRELOADS
+        .iter()
+        .chain(crate::lua::modules::EXTRA_PRELOADS)
+        .find(|(n, _)| n.to_bytes() == name)
+        .map(|(_, f)| *f)
+}
+
+/// `package.preload`'s `__index`: the native modules, found in a static table instead
+/// of ~30 entries (names and slots) in every service's own preload table (~2 KB per
+/// service). Lua's preload searcher reads through it, so natives still come first.
+unsafe extern "C-unwind" fn preload_index(L: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this metamethod with (table, key) on a valid `L`.
+    unsafe {
+        match to_bytes(L, 2).and_then(native_loader) {
+            Some(f) => {
+                ffi::lua_pushcfunction(L, f);
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+/// `package.preload`'s `__newindex`: assigning nil to a native name disables it (the
+/// documented way to load a user's `.so` of the same name): a `false` entry, which
+/// `require` skips.
+unsafe extern "C-unwind" fn preload_newindex(L: *mut lua_State) -> c_int {
+    // SAFETY: Lua calls this metamethod with (table, key, value) on a valid `L`.
+    unsafe {
+        ffi::lua_settop(L, 3);
+        if ffi::lua_isnil(L, 3) != 0 && to_bytes(L, 2).and_then(native_loader).is_some() {
+            ffi::lua_pushboolean(L, 0);
+            ffi::lua_replace(L, 3);
+        }
+        ffi::lua_rawset(L, 1);
+        0
+    }
+}
+
+/// Make the native modules visible through `package.preload` (see [`preload_index`]).
 unsafe fn register_preloads(L: *mut lua_State) {
     // SAFETY: `L` is the fresh state being set up by `LuaService::new`.
     unsafe {
-        use crate::lua::modules as m;
-        let entries: &[(&CStr, ffi::lua_CFunction)] = &[
-            (c"skynet.core", m::core::luaopen_skynet_core),
-            (c"skynet.profile", m::profile::luaopen_skynet_profile),
-            (c"profile", m::profile::luaopen_skynet_profile),
-            (c"skynet.memory", m::memory::luaopen_skynet_memory),
-            (c"memory", m::memory::luaopen_skynet_memory),
-            (c"skynet.codecache", m::core::luaopen_skynet_codecache),
-        ];
         ffi::luaL_getsubtable(L, ffi::LUA_REGISTRYINDEX, c"_PRELOAD".as_ptr());
-        for (name, f) in entries {
-            ffi::lua_pushcfunction(L, *f);
-            ffi::lua_setfield(L, -2, name.as_ptr());
-        }
-        for (name, f) in m::EXTRA_PRELOADS {
-            ffi::lua_pushcfunction(L, *f);
-            ffi::lua_setfield(L, -2, name.as_ptr());
-        }
+        ffi::lua_createtable(L, 0, 2);
+        ffi::lua_pushcfunction(L, preload_index);
+        ffi::lua_setfield(L, -2, c"__index".as_ptr());
+        ffi::lua_pushcfunction(L, preload_newindex);
+        ffi::lua_setfield(L, -2, c"__newindex".as_ptr());
+        ffi::lua_setmetatable(L, -2);
         ffi::lua_pop(L, 1);
     }
 }
