@@ -403,9 +403,15 @@ fn sample_ten_thousand_concurrent_connections() {
     s.wait("Auth faild", T);
 }
 
-/// 10,000 sequential echo cycles (connect, one framed or raw request, answer, close)
-/// against a server started with RLIMIT_NOFILE 256; its fds end where they started.
-fn echo_cycles(tag: &str, main: &str, extra: &[(&str, &str)], framed: bool) {
+/// Boot `main.lua` (plus `extra` files) with config key `echo_port` = a free port,
+/// optionally under an fd limit; wait for its `READY` line. Returns the temp dir (keep
+/// it alive), the server and the port.
+fn boot_ready(
+    tag: &str,
+    main: &str,
+    extra: &[(&str, &str)],
+    nofile: Option<u64>,
+) -> (TempDir, Skynet, u16) {
     let dir = TempDir::new(tag);
     dir.write("main.lua", main);
     for (name, text) in extra {
@@ -416,8 +422,18 @@ fn echo_cycles(tag: &str, main: &str, extra: &[(&str, &str)], framed: bool) {
         "config",
         &common::config_text(dir.path(), "main", &format!("echo_port = {port}")),
     );
-    let mut sk = Skynet::start_with_fd_limit(&conf, dir.path(), NOFILE);
+    let mut sk = match nofile {
+        Some(n) => Skynet::start_with_fd_limit(&conf, dir.path(), n),
+        None => Skynet::start(&conf, dir.path()),
+    };
     sk.wait_for("READY", T);
+    (dir, sk, port)
+}
+
+/// 10,000 sequential echo cycles (connect, one framed or raw request, answer, close)
+/// against a server started with RLIMIT_NOFILE 256; its fds end where they started.
+fn echo_cycles(tag: &str, main: &str, extra: &[(&str, &str)], framed: bool) {
+    let (_dir, sk, port) = boot_ready(tag, main, extra, Some(NOFILE));
     let pid = sk.pid();
     let before = fd_count(pid);
     let msg: &[u8] = if framed { b"\x00\x04ping" } else { b"ping" };
@@ -542,16 +558,7 @@ skynet.start(function()
     skynet.error("KILLED")
 end)
 "#;
-    let dir = TempDir::new("life-kill");
-    dir.write("main.lua", main);
-    dir.write("holder.lua", holder);
-    let port = free_port();
-    let conf = dir.write(
-        "config",
-        &common::config_text(dir.path(), "main", &format!("echo_port = {port}")),
-    );
-    let mut sk = Skynet::start(&conf, dir.path());
-    sk.wait_for("READY", T);
+    let (_dir, mut sk, port) = boot_ready("life-kill", main, &[("holder.lua", holder)], None);
     let pid = sk.pid();
     let before = fd_count(pid);
     let mut conns: Vec<TcpStream> = (0..20).map(|_| common::connect(port, T)).collect();
@@ -586,15 +593,7 @@ skynet.start(function()
     skynet.error("READY")
 end)
 "#;
-    let dir = TempDir::new("life-linger");
-    dir.write("main.lua", main);
-    let port = free_port();
-    let conf = dir.write(
-        "config",
-        &common::config_text(dir.path(), "main", &format!("echo_port = {port}")),
-    );
-    let mut sk = Skynet::start(&conf, dir.path());
-    sk.wait_for("READY", T);
+    let (_dir, mut sk, port) = boot_ready("life-linger", main, &[], None);
     let pid = sk.pid();
     let before = fd_count(pid);
     let c = common::connect(port, T);
