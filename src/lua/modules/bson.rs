@@ -640,7 +640,11 @@ unsafe fn unpack_dict(L: *mut lua_State, r: &mut Reader, array: bool, depth: usi
 }
 
 /// The document bytes of the (light or full) userdata at `idx`, or None.
-unsafe fn doc_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
+///
+/// # Safety
+/// `L` is a valid state; a light userdata at `idx` must point at a whole document
+/// that outlives the returned slice.
+pub(crate) unsafe fn doc_bytes<'a>(L: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
     // SAFETY: `L` is valid. A full userdata is bounded by its size; a light userdata
     // is trusted to point at a whole document (upstream's contract: it comes from
     // `to_lightuserdata` or the mongo driver's reply parsing).

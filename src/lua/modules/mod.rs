@@ -7,6 +7,7 @@ pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod datasheet;
 pub(crate) mod memory;
+pub mod mongo;
 pub(crate) mod multicast;
 pub mod netpack;
 pub(crate) mod profile;
@@ -34,6 +35,7 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
     (c"bson", bson::luaopen_bson),
+    (c"skynet.mongo.driver", mongo::luaopen_skynet_mongo_driver),
     (
         c"skynet.multicast.core",
         multicast::luaopen_skynet_multicast_core,
