@@ -6,6 +6,7 @@ pub mod bson;
 pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod datasheet;
+pub mod debugchannel;
 pub(crate) mod memory;
 pub mod mongo;
 pub(crate) mod multicast;
@@ -35,6 +36,10 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
     (c"bson", bson::luaopen_bson),
+    (
+        c"skynet.debugchannel",
+        debugchannel::luaopen_skynet_debugchannel,
+    ),
     (c"skynet.mongo.driver", mongo::luaopen_skynet_mongo_driver),
     (
         c"skynet.multicast.core",
