@@ -41,7 +41,16 @@ unsafe extern "C-unwind" fn mkdoc(L: *mut lua_State) -> c_int {
 }
 
 fn lua() -> Lua {
-    let lua = Lua::new();
+    setup(Lua::new())
+}
+
+/// With the `debug` library (to forge a document's index).
+fn lua_with_debug() -> Lua {
+    // SAFETY: the test loads no C modules; `debug` is only used to set a user value.
+    setup(unsafe { Lua::unsafe_new() })
+}
+
+fn setup(lua: Lua) -> Lua {
     // SAFETY: valid lua_CFunctions.
     let (open, mk) = unsafe {
         (
@@ -430,6 +439,55 @@ fn hostile_documents_raise() {
         let s = lua.create_string(&b).unwrap();
         let _: mlua::MultiValue = f.call(s).unwrap();
     }
+}
+
+#[test]
+fn makeindex_and_replace_in_place() {
+    let lua = lua_with_debug();
+    lua.load(
+        r#"
+        local function doc(i, big, f, b, id, d, ts)
+            return bson.encode_order("i", i, "big", bson.int64(big), "f", f, "b", b,
+                "s", "str", "id", bson.objectid(id), "arr", {1, 2}, "d", bson.date(d),
+                "ts", bson.timestamp(ts, 9))
+        end
+        local d = doc(1, 5, 1.5, true, "0123456789abcdef01234567", 10, 100)
+        local ok, e = pcall(function() d.i = 2 end)
+        assert(not ok and e:find "call makeindex first", e)
+        assert(d:makeindex() == d)
+        d.i = -7
+        d.big = 1 << 40
+        d.f = 2.5
+        d.b = false
+        d.id = bson.objectid "ffeeddccbbaa998877665544"
+        d.d = bson.date(20)
+        d.ts = bson.timestamp(200, 3)
+        local want = doc(-7, 1 << 40, 2.5, false, "ffeeddccbbaa998877665544", 20, 200)
+        -- timestamp(200, 3) vs (200, 9): only the increment differs
+        assert(tostring(d):sub(1, -10) == tostring(want):sub(1, -10), hex(tostring(d)) .. "\n" .. hex(tostring(want)))
+        assert(d:decode().ts == bson.timestamp(200, 3))
+        local function err(f) local ok, e = pcall(f) assert(not ok) return e end
+        local cases = {
+            {function() d.s = "x" end, "Can't replace key : s"},
+            {function() d.arr = {} end, "Can't replace key : arr"},
+            {function() d.nokey = 1 end, "Can't replace key : nokey"},
+            {function() d.i = 1.5 end, "1.500000 must be a 32bit integer "},
+            {function() d.big = 0.5 end, "0.500000 must be a 64bit integer "},
+            {function() d.id = bson.date(1) end, "Type mismatch, need bson type 7"},
+            {function() d.d = "\0\9abcdefg" end, "Invalid date"},
+            {function() d.f = {} end, "(number expected, got table)"},
+        }
+        for _, c in ipairs(cases) do
+            local e = err(c[1])
+            assert(e:sub(-#c[2]) == c[2], e)
+        end
+        -- a forged index cannot write outside the document
+        debug.setuservalue(d, {i = (1 << 40) << 5 | 16})
+        assert(err(function() d.i = 1 end):find "Can't replace type 16")
+        "#,
+    )
+    .exec()
+    .unwrap();
 }
 
 #[test]

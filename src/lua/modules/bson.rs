@@ -5,7 +5,9 @@
 //! `date(sec)`, `timestamp(t[, inc])`, `regex(pattern[, flags])`, `binary(s)`,
 //! `objectid([hex])`, `int64(n)`, `to_lightuserdata(doc)`, `type(v)`, and the constants
 //! `null`, `minkey`, `maxkey`. An encoded document is a full userdata (metatable
-//! `bson`: `doc:decode()`, `tostring(doc)` for its bytes, `#doc` for its size).
+//! `bson`: `doc:decode()`, `tostring(doc)` for its bytes, `#doc` for its size,
+//! `doc:makeindex()` then `doc[key] = v` to overwrite a top-level number, boolean,
+//! objectid, date or timestamp in place).
 //!
 //! Values without a Lua counterpart are strings starting with `"\0"` and a BSON type
 //! byte, as upstream: `"\0\5" .. subtype .. data` (binary), `"\0\7" .. 12 bytes`
@@ -715,14 +717,172 @@ unsafe fn set_meta(L: *mut lua_State) {
     // SAFETY: `L` is valid with a userdata on top.
     unsafe {
         if ffi::luaL_newmetatable(L, META.as_ptr()) != 0 {
-            new_lib(L, &[(c"decode", l_decode as ffi::lua_CFunction)]);
+            new_lib(
+                L,
+                &[
+                    (c"decode", l_decode as ffi::lua_CFunction),
+                    (c"makeindex", l_makeindex),
+                ],
+            );
             ffi::lua_setfield(L, -2, c"__index".as_ptr());
+            ffi::lua_pushcfunction(L, l_replace);
+            ffi::lua_setfield(L, -2, c"__newindex".as_ptr());
             ffi::lua_pushcfunction(L, l_tostring);
             ffi::lua_setfield(L, -2, c"__tostring".as_ptr());
             ffi::lua_pushcfunction(L, l_len);
             ffi::lua_setfield(L, -2, c"__len".as_ptr());
         }
         ffi::lua_setmetatable(L, -2);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// In-place updates: `doc:makeindex()`, then `doc[key] = value`
+// ---------------------------------------------------------------------------------
+
+/// Bits of an index entry holding the BSON type; the rest is the value's offset.
+const TYPE_SHIFT: u32 = 5;
+
+/// The size of a fixed-size value of type `t` (those `makeindex` records), else 0.
+fn fixed_size(t: u8) -> usize {
+    match t {
+        INT64 | TIMESTAMP | DATE | REAL => 8,
+        BOOLEAN => 1,
+        OBJECTID => 12,
+        INT32 => 4,
+        _ => 0,
+    }
+}
+
+/// `doc:makeindex()`: records where each top-level fixed-size value lives (key →
+/// `type | offset << 5`) in the document's user value; returns the document.
+unsafe extern "C-unwind" fn l_makeindex(L: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with its state; the document stays at index 1.
+    unsafe {
+        ffi::luaL_checkudata(L, 1, META.as_ptr());
+        let doc = doc_bytes(L, 1).unwrap_or_default();
+        let mut r = Reader { b: doc };
+        r.i32(L);
+        let body_len = i64::try_from(doc.len()).unwrap_or(0) - 5;
+        let body = r.bytes(L, body_len);
+        let mut t = Reader { b: body };
+        ffi::lua_createtable(L, 0, 0);
+        while !t.b.is_empty() {
+            let bt = t.byte(L);
+            let key = t.cstr(L);
+            match bt {
+                STRING | JSCODE | SYMBOL => {
+                    let n = t.i32(L);
+                    t.bytes(L, i64::from(n));
+                }
+                CODEWS | ARRAY | DOCUMENT => {
+                    let n = t.i32(L);
+                    t.bytes(L, i64::from(n) - 4);
+                }
+                BINARY => {
+                    let n = t.i32(L);
+                    t.bytes(L, i64::from(n) + 1);
+                }
+                DBPOINTER => {
+                    let n = t.i32(L);
+                    t.bytes(L, i64::from(n) + 12);
+                }
+                REGEX => {
+                    t.cstr(L);
+                    t.cstr(L);
+                }
+                MINKEY | MAXKEY | NULL => {}
+                _ if fixed_size(bt) > 0 => {
+                    let offset = t.b.as_ptr() as usize - doc.as_ptr() as usize;
+                    t.bytes(L, fixed_size(bt) as i64);
+                    push_str(L, key);
+                    ffi::lua_pushinteger(L, (offset as i64) << TYPE_SHIFT | i64::from(bt));
+                    ffi::lua_rawset(L, -3);
+                }
+                _ => raise_string(L, format!("Invalid bson type : {bt}")),
+            }
+        }
+        ffi::lua_setiuservalue(L, 1, 1);
+        ffi::lua_settop(L, 1);
+        1
+    }
+}
+
+/// The bytes of a `"\0" .. t .. body` value for `replace`, checked for type `t`.
+unsafe fn object_arg<'a>(L: *mut lua_State, t: u8) -> &'a [u8] {
+    // SAFETY: `L` is the `replace` call's state; argument 3 stays on the stack.
+    unsafe {
+        let d = crate::lua::ffi::check_bytes(L, 3);
+        if d.len() < 6 || d[0] != 0 || d[1] != t {
+            raise_string(L, format!("Type mismatch, need bson type {t}"));
+        }
+        &d[2..]
+    }
+}
+
+/// `doc[key] = value` after `makeindex`: overwrites a fixed-size value in place.
+unsafe extern "C-unwind" fn l_replace(L: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with its state (the document at 1, key at 2, value at 3);
+    // writes stay inside the document's bytes (checked against its size).
+    unsafe {
+        ffi::luaL_checkudata(L, 1, META.as_ptr());
+        ffi::lua_getiuservalue(L, 1, 1);
+        if ffi::lua_type(L, -1) != ffi::LUA_TTABLE {
+            raise(L, "call makeindex first");
+        }
+        ffi::lua_pushvalue(L, 2);
+        let found = ffi::lua_rawget(L, -2) == ffi::LUA_TNUMBER;
+        let id = ffi::lua_tointeger(L, -1);
+        let t = (id & ((1 << TYPE_SHIFT) - 1)) as u8;
+        let offset = usize::try_from(id >> TYPE_SHIFT).unwrap_or(usize::MAX);
+        let size = fixed_size(t);
+        let cap = ffi::lua_rawlen(L, 1);
+        if !found || size == 0 || offset.checked_add(size).is_none_or(|end| end > cap) {
+            if !found {
+                let k = to_bytes(L, 2).map(shown).unwrap_or_else(|| "(null)".into());
+                raise_string(L, format!("Can't replace key : {k}"));
+            }
+            raise_string(L, format!("Can't replace type {t}"));
+        }
+        let mut v = [0u8; 12];
+        match t {
+            REAL => v[..8].copy_from_slice(&ffi::luaL_checknumber(L, 3).to_le_bytes()),
+            BOOLEAN => v[0] = u8::from(ffi::lua_toboolean(L, 3) != 0),
+            OBJECTID => {
+                let d = object_arg(L, t);
+                if d.len() != 12 {
+                    raise(L, "Invalid object id");
+                }
+                v.copy_from_slice(d);
+            }
+            DATE => {
+                let d = object_arg(L, t);
+                if d.len() != 4 {
+                    raise(L, "Invalid date");
+                }
+                v[..8].copy_from_slice(&(i64::from(le32(d)) * 1000).to_le_bytes());
+            }
+            TIMESTAMP => {
+                let d = object_arg(L, t);
+                if d.len() != 8 {
+                    raise(L, "Invalid timestamp");
+                }
+                v[..8].copy_from_slice(d);
+            }
+            INT32 | INT64 => {
+                if ffi::lua_isinteger(L, 3) == 0 {
+                    let bits = if t == INT32 { 32 } else { 64 };
+                    let n = ffi::lua_tonumber(L, 3);
+                    raise_string(L, format!("{n:.6} must be a {bits}bit integer "));
+                }
+                let i = ffi::lua_tointeger(L, 3);
+                v[..8].copy_from_slice(&i.to_le_bytes());
+            }
+            _ => raise_string(L, format!("Can't replace type {t}")),
+        }
+        let p = ffi::lua_touserdata(L, 1) as *mut u8;
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(offset), size);
+        0
     }
 }
 
