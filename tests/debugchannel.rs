@@ -1,7 +1,12 @@
 //! `skynet.debugchannel` in plain Lua states: a channel created in one state and
 //! connected from another (as `debug_agent` and the debugged service do), FIFO
 //! `write`/`read`, the single-connection rule, stale and bad handles, idempotent
-//! release, and `sethook` with a hook that yields the coroutine it runs in.
+//! release, and `sethook` with a hook that yields the coroutine it runs in; then the
+//! module as the real binary preloads it, across two services.
+
+mod common;
+
+use std::time::Duration;
 
 use mlua::{Lua, Table};
 use skynet::lua::modules::debugchannel::luaopen_skynet_debugchannel;
@@ -125,4 +130,38 @@ fn sethook_yields_from_the_hook() {
     )
     .exec()
     .unwrap();
+}
+
+#[test]
+fn channel_across_services() {
+    let src = r##"
+local skynet = require "skynet"
+local dc = require "skynet.debugchannel"
+local mode = ...
+if mode == "reader" then
+    skynet.start(function()
+        skynet.dispatch("lua", function(_, _, h)
+            local c = dc.connect(h)
+            local got = {}
+            for _ = 1, 100 do
+                local s = c:read(0.01)
+                if s then got[#got + 1] = s end
+                if #got == 2 then break end
+            end
+            skynet.ret(skynet.pack(table.concat(got, ",")))
+        end)
+    end)
+else
+    skynet.start(function()
+        local c, h = dc.create()
+        c:write "hello"
+        c:write "world"
+        local reader = skynet.newservice(SERVICE_NAME, "reader")
+        skynet.error("DC " .. skynet.call(reader, "lua", h))
+        skynet.error "DC DONE"
+    end)
+end
+"##;
+    let log = common::run_service("dctest", src, "DC DONE", Duration::from_secs(10));
+    assert!(log.contains("DC hello,world"), "{log}");
 }

@@ -1014,7 +1014,7 @@ unsafe extern "C-unwind" fn l_objectid(L: *mut lua_State) -> c_int {
     }
 }
 
-/// Pushes a type name and returns how many values `type` gives so far.
+/// Pushes a type name (the first result of `type`).
 unsafe fn name(L: *mut lua_State, n: &str) {
     // SAFETY: `L` is valid.
     unsafe { push_str(L, n) }
