@@ -117,6 +117,11 @@ function roundtrip(bson)
     local outer = bson.encode {inner = d, light = bson.to_lightuserdata(d)}:decode()
     local again = d:decode()
     assert(deq(outer.inner, again) and deq(outer.light, again))
+    -- __pairs objects (nested and top level) and __len arrays read through metamethods
+    local pobj = setmetatable({}, {__pairs = function() return next, {x = 1, y = "z"}, nil end})
+    local arr = setmetatable({}, {__len = function() return 3 end, __index = function(_, i) return i * 10 end})
+    assert(deq(bson.encode {p = pobj, a = arr}:decode(), {p = {x = 1, y = "z"}, a = {10, 20, 30}}))
+    assert(deq(bson.encode(pobj):decode(), {x = 1, y = "z"}))
     -- encode_order keeps argument order and takes number keys as strings
     local o = bson.encode_order("z", 1, "a", 2, 3, "x")
     assert(hex(tostring(o)) == "1c000000107a00010000001061000200000002330002000000780000", hex(tostring(o)))
