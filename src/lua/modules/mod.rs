@@ -2,10 +2,13 @@
 //! `sproto.core`, `skynet.crypt`, ...), registered in each service's `package.preload` by
 //! [`crate::lua::host`]. Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
 
+pub mod bson;
 pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod datasheet;
+pub mod debugchannel;
 pub(crate) mod memory;
+pub mod mongo;
 pub(crate) mod multicast;
 pub mod netpack;
 pub(crate) mod profile;
@@ -32,6 +35,12 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"sproto.core", sproto::luaopen_sproto_core),
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (c"bson", bson::luaopen_bson),
+    (
+        c"skynet.debugchannel",
+        debugchannel::luaopen_skynet_debugchannel,
+    ),
+    (c"skynet.mongo.driver", mongo::luaopen_skynet_mongo_driver),
     (
         c"skynet.multicast.core",
         multicast::luaopen_skynet_multicast_core,
