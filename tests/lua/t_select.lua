@@ -23,9 +23,9 @@ T.run(function()
 	local slave = skynet.newservice(SERVICE_NAME, "slave")
 	local order = {}
 	for _, resp in skynet.request
-		{ slave, "lua", "ping", 3, "C" }
-		{ slave, "lua", "ping", 1, "A" }
-		{ slave, "lua", "ping", 2, "B" }
+		{ slave, "lua", "ping", 30, "C" }
+		{ slave, "lua", "ping", 10, "A" }
+		{ slave, "lua", "ping", 20, "B" }
 		:select() do
 		order[#order + 1] = resp[1]
 	end
@@ -33,10 +33,10 @@ T.run(function()
 
 	local reqs = skynet.request()
 	for i = 1, 5 do
-		reqs:add { slave, "lua", "ping", i * 20, "S" .. i, token = i }
+		reqs:add { slave, "lua", "ping", i * 30, "S" .. i, token = i }
 	end
 	local tokens = {}
-	for req in reqs:select(50) do
+	for req in reqs:select(75) do
 		tokens[#tokens + 1] = tostring(req.token)
 	end
 	T.seq(tokens, { "1", "2" }, "answered before the timeout")
