@@ -26,10 +26,19 @@ function gateserver.openclient(fd)
 	end
 end
 
+-- Forget a live client (true) or do nothing (false): the one place that keeps
+-- `clients` and `client_count` in step.
+local function forget(fd)
+	if clients[fd] == nil then
+		return false
+	end
+	clients[fd] = nil
+	client_count = client_count - 1
+	return true
+end
+
 function gateserver.closeclient(fd)
-	if clients[fd] ~= nil then
-		clients[fd] = nil
-		client_count = client_count - 1
+	if forget(fd) then
 		driver.close(fd)
 	end
 end
@@ -110,14 +119,6 @@ function gateserver.start(handler)
 	-- The gateserver owns its clients' sockets and closes each exactly once, when the
 	-- peer goes away (output already queued is still written), so a handler that
 	-- never calls closeclient leaks nothing; a later closeclient is a no-op.
-	local function forget(fd)
-		if clients[fd] == nil then
-			return false
-		end
-		clients[fd] = nil
-		client_count = client_count - 1
-		return true
-	end
 
 	function EV.close(fd)
 		if fd == listen_id then

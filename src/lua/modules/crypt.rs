@@ -32,7 +32,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use mlua::ffi::{self, lua_State};
 use skynet_crypt::{self as crypt, base64, des, hex, xor, DesKey, Error, Padding};
 
-use crate::lua::ffi::{push_str, raise};
+use crate::lua::ffi::{check_bytes, push_str, raise};
 
 /// Outputs up to this size live on the C stack (as upstream's `SMALL_CHUNK`).
 const SMALL: usize = 256;
@@ -85,17 +85,6 @@ unsafe fn value<T: Copy>(L: *mut lua_State, r: Option<crypt::Result<T>>) -> T {
             Some(Err(e)) => raise_error(L, e),
             None => raise(L, INTERNAL),
         }
-    }
-}
-
-/// `luaL_checklstring` as bytes (borrowed from the Lua stack for this call).
-unsafe fn check_bytes<'a>(L: *mut lua_State, idx: c_int) -> &'a [u8] {
-    // SAFETY: `L` is the valid state of the Lua call that got us here, used by
-    // this thread only; pointers come from that state's stack.
-    unsafe {
-        let mut len = 0usize;
-        let p = ffi::luaL_checklstring(L, idx, &mut len);
-        std::slice::from_raw_parts(p as *const u8, len)
     }
 }
 

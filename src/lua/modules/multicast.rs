@@ -36,10 +36,11 @@
 #![allow(non_snake_case)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::lua::ffi::raise_owned as raise;
 use crate::message::{payload_alloc, payload_free};
 use mlua::ffi::{self, lua_State};
 use std::collections::HashSet;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
@@ -174,16 +175,6 @@ pub fn live_packages() -> (usize, usize) {
 
 // ---------------------------------------------------------------------------------------
 // Lua binding
-
-/// Raises `msg` as a Lua error (no position prefix, as `luaL_error` from C gives none
-/// for a C function).
-unsafe fn raise(L: *mut lua_State, msg: String) -> ! {
-    // SAFETY: L is the running state; the string is copied into Lua before it is dropped.
-    unsafe { ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len()) };
-    drop(msg);
-    // SAFETY: as above.
-    unsafe { ffi::lua_error(L) }
-}
 
 /// The size argument at `idx`, which must fit 32 bits.
 unsafe fn size_arg(L: *mut lua_State, idx: c_int) -> u32 {

@@ -35,10 +35,11 @@
 #![allow(non_snake_case)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::lua::ffi::raise;
 use crate::message::{payload_alloc, payload_free};
 use mlua::ffi::{self, lua_State};
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
@@ -145,14 +146,6 @@ struct ReaderBox {
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-unsafe fn raise(L: *mut lua_State, msg: &str) -> ! {
-    // SAFETY: L is the running state.
-    unsafe {
-        ffi::lua_pushlstring(L, msg.as_ptr() as *const c_char, msg.len());
-        ffi::lua_error(L)
-    }
-}
 
 /// The message at `idx`: a lightuserdata payload (taken over, size at `idx + 1`) or a
 /// string (copied). Raises before taking anything.
