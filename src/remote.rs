@@ -1,7 +1,8 @@
-//! The envelope of a send to a global name (upstream's `struct remote_message` of
-//! `skynet_harbor.h`), shared by the runtime, which builds it (`send_name` to a name
-//! that is neither `:hex` nor `.local`), and the native `harbor` service, which
-//! delivers it once the name is bound (core.md §12).
+//! The envelope of a send to a global name or to a handle on another node (upstream's
+//! `struct remote_message` of `skynet_harbor.h`), shared by the runtime, which builds
+//! it (`send_name` to a name that is neither `:hex` nor `.local`; `send` to a handle
+//! whose high 8 bits name another harbor), and the native `harbor` service, which
+//! delivers or forwards it (core.md §12, harbor.md).
 //!
 //! A leaf: payload blocks only, no runtime.
 //!
@@ -22,6 +23,8 @@ pub struct Envelope {
     pub cookie: u64,
     pub name: [u8; GLOBALNAME_LENGTH],
     pub name_len: usize,
+    /// The destination handle on another node; 0 when `name` is the destination.
+    pub handle: u32,
     pub source: u32,
     pub session: i32,
     pub ty: i32,
@@ -44,10 +47,44 @@ impl Envelope {
         data: *mut u8,
         size: usize,
     ) -> Message {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Self::build(name, 0, source, session, ty, data, size) }
+    }
+
+    /// The `PTYPE_SYSTEM` message from `source` carrying an envelope for the remote
+    /// handle `handle` (nonzero) around the payload block `data` (or null).
+    ///
+    /// # Safety
+    /// As [`Envelope::message`].
+    pub unsafe fn to_handle(
+        handle: u32,
+        source: u32,
+        session: i32,
+        ty: i32,
+        data: *mut u8,
+        size: usize,
+    ) -> Message {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Self::build("", handle, source, session, ty, data, size) }
+    }
+
+    /// # Safety
+    /// As [`Envelope::message`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn build(
+        name: &str,
+        handle: u32,
+        source: u32,
+        session: i32,
+        ty: i32,
+        data: *mut u8,
+        size: usize,
+    ) -> Message {
         let mut env = Envelope {
             cookie: cookie(),
             name: [0; GLOBALNAME_LENGTH],
             name_len: name.len(),
+            handle,
             source,
             session,
             ty: ty & 0xff,
@@ -73,7 +110,7 @@ impl Envelope {
     /// Free an undelivered envelope message and the payload it carries.
     ///
     /// # Safety
-    /// `msg` was made by [`Envelope::message`].
+    /// `msg` was made by [`Envelope::message`] or [`Envelope::to_handle`].
     pub unsafe fn discard(mut msg: Message) {
         // SAFETY: per the contract the payload is an envelope owning `data`.
         unsafe {

@@ -278,8 +278,40 @@ impl Runtime {
         let msg = unsafe { Message::new(source, session, ty8, data, size) };
         match self.push(dest, msg) {
             Ok(()) => Ok(session),
+            // Only a failed push looks at the harbor bits, so local sends pay nothing.
+            Err(m) if self.is_remote(dest) => self.send_remote(dest, m),
             Err(mut m) => {
                 m.free();
+                Err(SendError::NoDestination)
+            }
+        }
+    }
+
+    /// Whether `dest` names a service on another node (upstream's
+    /// `skynet_harbor_message_isremote`). A single node (harbor 0) has no remote
+    /// handles: a send to one fails at once, as to any unknown handle.
+    #[inline]
+    fn is_remote(&self, dest: u32) -> bool {
+        let h = dest >> crate::handle::HANDLE_REMOTE_SHIFT;
+        self.harbor != 0 && h != 0 && h != self.harbor_id()
+    }
+
+    /// Hand a message for a remote handle to the harbor service, in an envelope.
+    fn send_remote(&self, dest: u32, m: Message) -> Result<i32, SendError> {
+        let harbor = self.harbor_service();
+        // A Message has no destructor: its payload block moves into the envelope.
+        let (source, session, ty, data, size) = (m.source, m.session, m.ty, m.data, m.size);
+        // SAFETY: `data` is the message's payload block (or null), handed over.
+        let env = unsafe { Envelope::to_handle(dest, source, session, ty as i32, data, size) };
+        match if harbor == 0 {
+            Err(env)
+        } else {
+            self.push(harbor, env)
+        } {
+            Ok(()) => Ok(session),
+            Err(env) => {
+                // SAFETY: `env` is the envelope message built above.
+                unsafe { Envelope::discard(env) };
                 Err(SendError::NoDestination)
             }
         }
