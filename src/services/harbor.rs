@@ -12,7 +12,9 @@
 //! Links (harbor ≠ 0): `.cslave` opens or accepts the TCP connection to another
 //! node's harbor and hands it over with `"S <socket> <id>"` (we connected: send our id
 //! byte, expect theirs) or `"A <socket> <id>"` (we accepted and already read theirs:
-//! send ours). Until a link is up, messages for its node queue on it. On the wire
+//! send ours). The id byte goes out only once the socket server confirms the transfer
+//! (its CONNECT "transfer" event), so the peer's answer cannot reach the slave. Until a
+//! link is up, messages for its node queue on it. On the wire
 //! each message is upstream's frame: a 4-byte big-endian length (first byte 0, so
 //! under 16 MiB), the payload, then 12 bytes of big-endian header: source,
 //! `type << 24 | destination & 0xffffff`, session.
@@ -30,8 +32,8 @@ use crate::handle::{HANDLE_MASK, HANDLE_REMOTE_SHIFT};
 use crate::message::{payload_alloc, payload_free};
 use crate::remote::{cookie, Envelope, GLOBALNAME_LENGTH};
 use crate::socket::{
-    Buffer, SocketMessage, HEADER_SIZE, SOCKET_CLOSE, SOCKET_DATA, SOCKET_ERROR, SOCKET_UDP,
-    SOCKET_WARNING,
+    Buffer, SocketMessage, HEADER_SIZE, SOCKET_CLOSE, SOCKET_CONNECT, SOCKET_DATA, SOCKET_ERROR,
+    SOCKET_UDP, SOCKET_WARNING,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,6 +83,10 @@ fn is_request(source: u32, session: i32, ty: u8) -> bool {
 enum Status {
     /// Never connected: messages queue.
     Wait,
+    /// The slave handed us the socket (`true`: we connected); the socket server has
+    /// not confirmed the transfer yet. Nothing is written before it does: bytes the
+    /// peer sends in answer must reach this service, not the slave.
+    Attaching(bool),
     /// We connected and sent our id; the peer's id byte has not come yet.
     Handshake,
     /// Frames flow both ways.
@@ -242,7 +248,7 @@ impl Harbor {
                 let socket = link.socket;
                 self.write_frame(socket, p);
             }
-            Status::Wait | Status::Handshake => {
+            Status::Wait | Status::Attaching(_) | Status::Handshake => {
                 if p.is_request() {
                     self.calls.insert(call_key(p.source, p.session), p.dest);
                 }
@@ -372,9 +378,17 @@ impl Harbor {
         }
         link.socket = socket;
         self.sockets.insert(socket, id);
-        let srv = api::socket_server();
-        srv.start(ctx.handle(), socket);
-        srv.send(socket, Buffer::Vec(vec![self.id as u8]));
+        self.links[id].status = Status::Attaching(connected);
+        api::socket_server().start(ctx.handle(), socket);
+    }
+
+    /// The socket server confirms the socket of link `id` is ours: send our id byte.
+    fn attached(&mut self, id: usize) {
+        let Status::Attaching(connected) = self.links[id].status else {
+            return;
+        };
+        let socket = self.links[id].socket;
+        api::socket_server().send(socket, Buffer::Vec(vec![self.id as u8]));
         if connected {
             self.links[id].status = Status::Handshake;
         } else {
@@ -485,7 +499,7 @@ impl Harbor {
                         self.forward_local(id, body, len);
                     }
                 }
-                Status::Wait | Status::Down => return,
+                Status::Wait | Status::Attaching(_) | Status::Down => return,
             }
         }
     }
@@ -569,31 +583,31 @@ impl Harbor {
         let m = unsafe { std::ptr::read_unaligned(msg.data as *const SocketMessage) };
         let link = self.sockets.get(&m.id).copied();
         match m.kind {
-            SOCKET_DATA | SOCKET_UDP => {
-                if !m.buffer.is_null() {
-                    match link {
-                        Some(id) if m.kind == SOCKET_DATA => {
-                            // SAFETY: DATA blocks hold ud bytes.
-                            let bytes = unsafe {
-                                std::slice::from_raw_parts(m.buffer, m.ud.max(0) as usize)
-                            };
-                            self.data(id, bytes);
-                        }
-                        _ => self.log(&format!("Invalid socket fd ({}) data", m.id)),
+            SOCKET_DATA | SOCKET_UDP if !m.buffer.is_null() => {
+                match link {
+                    Some(id) if m.kind == SOCKET_DATA => {
+                        // SAFETY: DATA blocks hold ud bytes.
+                        let bytes =
+                            unsafe { std::slice::from_raw_parts(m.buffer, m.ud.max(0) as usize) };
+                        self.data(id, bytes);
                     }
-                    // SAFETY: the data block is ours.
-                    unsafe { payload_free(m.buffer) };
+                    _ => self.log(&format!("Invalid socket fd ({}) data", m.id)),
                 }
+                // SAFETY: the data block is ours.
+                unsafe { payload_free(m.buffer) };
             }
             SOCKET_CLOSE | SOCKET_ERROR => match link {
                 Some(id) => {
                     self.log(&format!("Harbor {id} (fd={}) disconnected", m.id));
-                    self.sockets.remove(&m.id);
-                    self.links[id].socket = 0;
                     self.link_down(id);
                 }
                 None => self.log(&format!("Unknown fd ({}) closed", m.id)),
             },
+            SOCKET_CONNECT => {
+                if let Some(id) = link {
+                    self.attached(id);
+                }
+            }
             SOCKET_WARNING => {
                 if let Some(id) = link {
                     self.log(&format!(

@@ -1,0 +1,406 @@
+//! Harbor mode (harbor.md): `harbor` 1-255 with `standalone`/`master`/`address`.
+//! Real `skynet` processes on loopback: one node alone, two nodes talking by global
+//! name and by address, a node killed under pending calls, and a hand-made node that
+//! speaks the wire format (checked byte for byte) and then sends a malformed frame.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+fn node_config(
+    dir: &Path,
+    start: &str,
+    id: u8,
+    master: u16,
+    address: u16,
+    standalone: bool,
+) -> String {
+    let mut extra = format!("master = \"127.0.0.1:{master}\"\naddress = \"127.0.0.1:{address}\"\n");
+    if standalone {
+        extra += &format!("standalone = \"127.0.0.1:{master}\"\n");
+    }
+    config_text(dir, start, &extra).replace("harbor = 0", &format!("harbor = {id}"))
+}
+
+fn start_node(
+    dir: &TempDir,
+    name: &str,
+    start: &str,
+    id: u8,
+    master: u16,
+    standalone: bool,
+) -> Skynet {
+    let conf = dir.write(
+        name,
+        &node_config(dir.path(), start, id, master, free_port(), standalone),
+    );
+    Skynet::start(&conf, dir.path())
+}
+
+/// The `:hex` address after `marker` in a log line.
+fn address_after(line: &str, marker: &str) -> u32 {
+    let rest = line.split(marker).nth(1).unwrap().trim();
+    let hex = rest
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches(':');
+    u32::from_str_radix(hex, 16).unwrap()
+}
+
+#[test]
+fn single_node_harbor_1_boots_and_works() {
+    let dir = TempDir::new("harbor1");
+    dir.write(
+        "main.lua",
+        r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+local datacenter = require "skynet.datacenter"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, x) skynet.ret(skynet.pack(x * 2)) end)
+	skynet.register "DOUBLER"
+	local id, remote = skynet.harbor(skynet.self())
+	skynet.error("HARBOR", id, remote, skynet.address(skynet.self()))
+	local r = skynet.call("DOUBLER", "lua", 21)
+	skynet.error("BYNAME", r)
+	skynet.error("QUERY", skynet.address(harbor.queryname("DOUBLER")))
+	datacenter.set("k", "v")
+	skynet.error("DATACENTER", datacenter.get("k"))
+	skynet.error("DONE")
+end)
+"#,
+    );
+    let mut sk = start_node(&dir, "config", "main", 1, free_port(), true);
+    sk.wait_for("DONE", T);
+    let log = sk.log();
+    assert!(log.contains("Shakehand ready"), "{log}");
+    let line = sk.wait_for("HARBOR ", T);
+    assert!(line.contains("HARBOR 1 false :01"), "{line}");
+    assert!(log.contains("BYNAME 42"), "{log}");
+    let me = address_after(&line, "false ");
+    assert!(log.contains(&format!("QUERY :{me:08x}")), "{log}");
+    assert!(log.contains("DATACENTER v"), "{log}");
+    sk.stop();
+}
+
+const NODE1: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, source, cmd, arg)
+		if cmd == "echo" then
+			skynet.ret(skynet.pack("node1:" .. arg, skynet.self(), skynet.harbor(source)))
+		elseif cmd == "note" then
+			skynet.error("NOTE", arg)
+		end
+	end)
+	skynet.register "SVC1"
+	-- Before node 2 exists: waits in the harbor until the name is registered.
+	skynet.fork(function()
+		local r = skynet.call("SVC2", "lua", "echo", "early")
+		skynet.error("EARLY", r)
+		local h = harbor.queryname("SVC2")
+		skynet.error("QUERIED", skynet.address(h))
+		skynet.error("BYADDR1", (skynet.call(h, "lua", "echo", "addr")))
+		-- A request node 2 never answers: node 2 is killed under it.
+		local ok, err = pcall(skynet.call, "SVC2", "lua", "hang")
+		skynet.error("HANG ENDED", ok, err)
+		ok, err = pcall(skynet.call, h, "lua", "echo", "after")
+		skynet.error("AFTER DEATH", ok, err)
+		skynet.send("SVC1", "lua", "note", "still alive")
+	end)
+	skynet.error("MAIN1 READY", skynet.address(skynet.self()))
+end)
+"#;
+
+const NODE2: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, source, cmd, arg)
+		if cmd == "echo" then
+			skynet.ret(skynet.pack("node2:" .. arg))
+		elseif cmd == "hang" then
+			skynet.error("HANG RECEIVED from", skynet.address(source))
+		end
+	end)
+	skynet.name("SVC2", skynet.self())
+	local r, h, caller_harbor = skynet.call("SVC1", "lua", "echo", "hi")
+	skynet.error("BYNAME2", r, skynet.address(h), caller_harbor)
+	skynet.send("SVC1", "lua", "note", "sent by name")
+	skynet.error("BYADDR2", (skynet.call(h, "lua", "echo", "byaddr")))
+	skynet.error("MAIN2 DONE")
+end)
+"#;
+
+#[test]
+fn two_nodes_talk_and_a_dead_node_fails_pending_calls() {
+    let dir = TempDir::new("harbor2");
+    dir.write("main1.lua", NODE1);
+    dir.write("main2.lua", NODE2);
+    let master = free_port();
+    let mut n1 = start_node(&dir, "config1", "main1", 1, master, true);
+    let line = n1.wait_for("MAIN1 READY", T);
+    let svc1 = address_after(&line, "READY ");
+    assert_eq!(svc1 >> 24, 1, "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    let fds_alone = fd_count(n1.pid());
+
+    let mut n2 = start_node(&dir, "config2", "main2", 2, master, false);
+    n2.wait_for("MAIN2 DONE", T);
+    let log2 = n2.log();
+    assert!(log2.contains("Waiting for 1 harbors"), "{log2}");
+    assert!(
+        log2.contains(&format!("BYNAME2 node1:hi :{svc1:08x} 2")),
+        "{log2}"
+    );
+    assert!(log2.contains("BYADDR2 node1:byaddr"), "{log2}");
+    n1.wait_for("NOTE sent by name", T);
+    n1.wait_for("EARLY node2:early", T);
+    let q = n1.wait_for("QUERIED", T);
+    assert!(q.contains("QUERIED :02"), "{q}");
+    n1.wait_for("BYADDR1 node2:addr", T);
+    n2.wait_for("HANG RECEIVED from :01", T);
+
+    // Node 2 dies under the pending call: node 1's caller gets an error, at once.
+    let t0 = Instant::now();
+    unsafe { libc::kill(n2.pid() as i32, libc::SIGKILL) };
+    let _ = n2.child.wait();
+    let ended = n1.wait_for("HANG ENDED", T);
+    assert!(ended.contains("HANG ENDED false"), "{ended}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let after = n1.wait_for("AFTER DEATH", T);
+    assert!(after.contains("AFTER DEATH false"), "{after}");
+    n1.wait_for("NOTE still alive", T);
+    n1.wait_for("Harbor 2 (fd=", T);
+    n1.wait_for("slave 2 is down", T);
+    n1.wait_for("Drop message to harbor 2", T);
+    // Node 2's master connection and harbor link are closed again.
+    let fds = wait_fds_at_most(n1.pid(), fds_alone, Duration::from_secs(10));
+    assert!(fds <= fds_alone, "fds {fds} > {fds_alone}");
+    n1.stop();
+}
+
+// --- a hand-made node: upstream's master protocol and harbor frames ---------------
+
+/// The values `skynet.packstring` encodes (the subset the protocol uses).
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    S(String),
+    I(i64),
+    B(bool),
+}
+
+fn s(x: &str) -> V {
+    V::S(x.to_string())
+}
+
+fn pack(vals: &[V]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in vals {
+        match v {
+            V::S(x) => {
+                assert!(x.len() < 32);
+                out.push(4 | (x.len() as u8) << 3);
+                out.extend_from_slice(x.as_bytes());
+            }
+            V::B(x) => out.push(1 | (*x as u8) << 3),
+            V::I(0) => out.push(2),
+            V::I(n) if (0..0x100).contains(n) => out.extend_from_slice(&[2 | 1 << 3, *n as u8]),
+            V::I(n) => {
+                out.push(2 | 4 << 3);
+                out.extend_from_slice(&(*n as i32).to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+fn unpack(mut b: &[u8]) -> Vec<V> {
+    let mut out = Vec::new();
+    while let Some((&t, rest)) = b.split_first() {
+        let (ty, sub) = (t & 7, (t >> 3) as usize);
+        b = rest;
+        match (ty, sub) {
+            (4, n) => {
+                out.push(V::S(String::from_utf8_lossy(&b[..n]).into_owned()));
+                b = &b[n..];
+            }
+            (1, b) => out.push(V::B(b != 0)),
+            (2, 0) => out.push(V::I(0)),
+            (2, 1) => {
+                out.push(V::I(b[0] as i64));
+                b = &b[1..];
+            }
+            (2, 2) => {
+                out.push(V::I(u16::from_le_bytes([b[0], b[1]]) as i64));
+                b = &b[2..];
+            }
+            (2, 4) => {
+                out.push(V::I(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64));
+                b = &b[4..];
+            }
+            other => panic!("unexpected seri type {other:?} in {b:?}"),
+        }
+    }
+    out
+}
+
+fn master_send(c: &mut TcpStream, vals: &[V]) {
+    let body = pack(vals);
+    let mut m = vec![body.len() as u8];
+    m.extend_from_slice(&body);
+    c.write_all(&m).unwrap();
+}
+
+fn master_read(c: &mut TcpStream) -> Vec<V> {
+    let n = read_n(c, 1)[0] as usize;
+    unpack(&read_n(c, n))
+}
+
+/// Upstream's harbor frame: length, payload, then source, type<<24|dest, session (BE).
+fn frame(payload: &[u8], source: u32, ty: u8, dest: u32, session: u32) -> Vec<u8> {
+    let mut f = ((payload.len() + 12) as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(payload);
+    f.extend_from_slice(&source.to_be_bytes());
+    f.extend_from_slice(&((ty as u32) << 24 | dest & 0xff_ffff).to_be_bytes());
+    f.extend_from_slice(&session.to_be_bytes());
+    f
+}
+
+fn read_frame(c: &mut TcpStream) -> (Vec<u8>, u32, u32, u32) {
+    let len = u32::from_be_bytes(read_n(c, 4).try_into().unwrap()) as usize;
+    let body = read_n(c, len);
+    let h = &body[len - 12..];
+    let word = |i: usize| u32::from_be_bytes(h[i..i + 4].try_into().unwrap());
+    (body[..len - 12].to_vec(), word(0), word(4), word(8))
+}
+
+#[test]
+fn wire_format_and_malformed_frames() {
+    let dir = TempDir::new("harbor3");
+    dir.write("main1.lua", NODE1);
+    let master = free_port();
+    let mut n1 = start_node(&dir, "config1", "main1", 1, master, true);
+    let line = n1.wait_for("MAIN1 READY", T);
+    let svc1 = address_after(&line, "READY ");
+    std::thread::sleep(Duration::from_millis(300));
+    let fds_alone = fd_count(n1.pid());
+
+    // Garbage on the master port: that connection is closed, with a log line.
+    let mut junk = connect(master, T);
+    junk.write_all(b"\x05\xff\xff\xff\xff\xff").unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(junk.read(&mut b).unwrap_or(0), 0);
+    n1.wait_for("disconnect fd = ", T);
+
+    // Join as harbor 2: the master tells node 1 to connect to our listener.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut m = connect(master, T);
+    master_send(&mut m, &[s("H"), V::I(2), s(&addr)]);
+    assert_eq!(
+        master_read(&mut m),
+        vec![s("W"), V::I(1)],
+        "node 1 will connect"
+    );
+    let (mut link, _) = listener.accept().unwrap();
+    link.set_read_timeout(Some(T)).unwrap();
+    assert_eq!(
+        read_n(&mut link, 1),
+        vec![1],
+        "node 1 sends its harbor id first"
+    );
+    link.write_all(&[2]).unwrap();
+
+    // Node 1's early call to SVC2 makes its slave ask the master; register SVC2 as
+    // our handle :02000010 and the request arrives as a frame.
+    master_send(&mut m, &[s("R"), s("SVC2"), V::I(0x0200_0010)]);
+    let (payload, source, dest, session) = read_frame(&mut link);
+    assert_eq!(dest >> 24, 10, "PTYPE_LUA in the destination's high byte");
+    assert_eq!(dest & 0xff_ffff, 0x10);
+    assert_eq!(source >> 24, 1);
+    assert!(session > 0);
+    assert_eq!(unpack(&payload), vec![s("echo"), s("early")]);
+    // Answer it (PTYPE_RESPONSE = 1).
+    link.write_all(&frame(
+        &pack(&[s("node2:early")]),
+        0x0200_0010,
+        1,
+        source,
+        session,
+    ))
+    .unwrap();
+    n1.wait_for("EARLY node2:early", T);
+
+    // A request of ours to SVC1 by address, answered as a frame.
+    let req = frame(&pack(&[s("echo"), s("wire")]), 0x0200_0011, 10, svc1, 7);
+    link.write_all(&req).unwrap();
+    // Meanwhile node 1's fork sends its next requests: answer its echo, keep its
+    // "hang" pending.
+    let (mut reply, mut hang) = (None, false);
+    while reply.is_none() || !hang {
+        let f = read_frame(&mut link);
+        if f.2 >> 24 == 1 {
+            reply = Some(f);
+            continue;
+        }
+        match unpack(&f.0).first() {
+            Some(V::S(cmd)) if cmd == "echo" => {
+                link.write_all(&frame(&pack(&[s("node2:addr")]), 0x0200_0010, 1, f.1, f.3))
+                    .unwrap();
+            }
+            Some(V::S(cmd)) if cmd == "hang" => hang = true,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    let reply = reply.unwrap();
+    assert_eq!(reply.1, svc1, "source is SVC1");
+    assert_eq!(
+        reply.2,
+        1 << 24 | 0x11,
+        "PTYPE_RESPONSE to :02000011 (low 24 bits)"
+    );
+    assert_eq!(reply.3, 7, "our session");
+    assert_eq!(
+        unpack(&reply.0),
+        vec![s("node1:wire"), V::I(svc1 as i64), V::I(2), V::B(true)]
+    );
+
+    // A request to a handle that does not exist: PTYPE_ERROR (7) comes back.
+    link.write_all(&frame(&pack(&[s("x")]), 0x0200_0012, 10, 0x0100_7777, 9))
+        .unwrap();
+    let err = loop {
+        let f = read_frame(&mut link);
+        if f.2 >> 24 == 7 {
+            break f;
+        }
+    };
+    assert_eq!((err.1, err.2 & 0xff_ffff, err.3), (0x0100_7777, 0x12, 9));
+    n1.wait_for("Unknown destination :1007777 from :2000012", T);
+
+    // A malformed frame (length field over 16 MiB): the link is closed, logged;
+    // node 1's pending "hang" call to SVC2 fails instead of waiting forever.
+    std::thread::sleep(Duration::from_millis(200));
+    link.write_all(&[1, 0, 0, 0, 0, 0]).unwrap();
+    n1.wait_for("Message is too long from harbor 2", T);
+    let mut rest = Vec::new();
+    let _ = link.read_to_end(&mut rest);
+    n1.wait_for("HANG ENDED false", T);
+    n1.wait_for("NOTE still alive", T);
+    drop(link);
+    drop(m);
+    let fds = wait_fds_at_most(n1.pid(), fds_alone, Duration::from_secs(10));
+    assert!(fds <= fds_alone, "fds {fds} > {fds_alone}");
+    assert!(n1.child.try_wait().unwrap().is_none(), "node 1 still runs");
+    n1.stop();
+}
