@@ -118,6 +118,12 @@ skynet.start(function()
 		skynet.error("AFTER DEATH", ok, err)
 		skynet.send("SVC1", "lua", "note", "still alive")
 	end)
+	skynet.fork(function()
+		harbor.connect(2)
+		skynet.error("CONNECTED 2")
+		harbor.link(2)
+		skynet.error("LINK 2 DOWN")
+	end)
 	skynet.error("MAIN1 READY", skynet.address(skynet.self()))
 end)
 "#;
@@ -170,6 +176,8 @@ fn two_nodes_talk_and_a_dead_node_fails_pending_calls() {
     assert!(q.contains("QUERIED :02"), "{q}");
     n1.wait_for("BYADDR1 node2:addr", T);
     n2.wait_for("HANG RECEIVED from :01", T);
+    assert!(!n1.log().contains("LINK 2 DOWN"));
+    n1.wait_for("CONNECTED 2", T);
 
     // Node 2 dies under the pending call: node 1's caller gets an error, at once.
     let t0 = Instant::now();
@@ -182,6 +190,7 @@ fn two_nodes_talk_and_a_dead_node_fails_pending_calls() {
     assert!(after.contains("AFTER DEATH false"), "{after}");
     n1.wait_for("NOTE still alive", T);
     n1.wait_for("Harbor 2 (fd=", T);
+    n1.wait_for("LINK 2 DOWN", T);
     n1.wait_for("slave 2 is down", T);
     n1.wait_for("Drop message to harbor 2", T);
     // Node 2's master connection and harbor link are closed again.

@@ -20,13 +20,14 @@ local function frame(...)
 	return string.char(#body) .. body
 end
 
--- The next message from fd, unpacked; raises when the connection ends or the bytes
--- are not a message.
+-- The next message from fd, unpacked: nothing when the connection ends; raises when
+-- the bytes are not a message.
 local function read_message(fd)
 	local len = socket.read(fd, 1)
-	assert(len, "closed")
-	local body = assert(socket.read(fd, len:byte()), "closed")
-	return skynet.unpack(body)
+	local body = len and socket.read(fd, len:byte())
+	if body then
+		return skynet.unpack(body)
+	end
 end
 
 local function broadcast(message)
@@ -39,7 +40,9 @@ end
 
 local function handshake(fd)
 	local t, id, address = read_message(fd)
-	if t ~= "H" then
+	if t == nil then
+		error "closed"
+	elseif t ~= "H" then
 		error("Invalid handshake type " .. tostring(t))
 	end
 	if math.type(id) ~= "integer" or id <= 0 or id > 255 or type(address) ~= "string" then
@@ -67,9 +70,9 @@ local function serve(fd, id)
 	while true do
 		local ok, t, name, handle = pcall(read_message, fd)
 		if not ok then
-			if t ~= "closed" then
-				skynet.error(string.format("Invalid message from harbor %d: %s", id, tostring(t)))
-			end
+			skynet.error(string.format("Invalid message from harbor %d: %s", id, tostring(t)))
+			break
+		elseif t == nil then
 			break
 		end
 		if t == "R" and type(name) == "string" and math.type(handle) == "integer" then
@@ -86,7 +89,6 @@ local function serve(fd, id)
 			end
 		else
 			skynet.error("Invalid slave message type " .. tostring(t))
-			break
 		end
 	end
 	skynet.error("slave " .. id .. " is down")

@@ -41,11 +41,14 @@ local function frame(...)
 	return string.char(#body) .. body
 end
 
+-- The next message from fd, unpacked: nothing when the connection ends; raises when
+-- the bytes are not a message.
 local function read_message(fd)
 	local len = socket.read(fd, 1)
-	assert(len, "closed")
-	local body = assert(socket.read(fd, len:byte()), "closed")
-	return skynet.unpack(body)
+	local body = len and socket.read(fd, len:byte())
+	if body then
+		return skynet.unpack(body)
+	end
 end
 
 local function wake(list, ...)
@@ -152,6 +155,9 @@ local function watch_master()
 	while true do
 		local ok, t, a, b = pcall(read_message, master_fd)
 		if not ok then
+			skynet.error("Invalid master message: " .. tostring(t))
+			break
+		elseif t == nil then
 			break
 		end
 		if t == "C" and math.type(a) == "integer" and type(b) == "string" then
@@ -306,7 +312,7 @@ skynet.start(function()
 	socket.write(master_fd, frame("H", harbor_id, address))
 	local ok, t, n = pcall(read_message, master_fd)
 	if not ok or t ~= "W" or math.type(n) ~= "integer" then
-		error("slave shakehand failed: " .. tostring(ok and t or t))
+		error("slave shakehand failed: " .. tostring(t))
 	end
 	skynet.error(string.format("Waiting for %d harbors", n))
 	starting = { expected = n, accepted = 0 }
