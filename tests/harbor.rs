@@ -413,3 +413,101 @@ fn wire_format_and_malformed_frames() {
     assert!(n1.child.try_wait().unwrap().is_none(), "node 1 still runs");
     n1.stop();
 }
+
+const MC1: &str = r#"
+local skynet = require "skynet"
+local mc = require "skynet.multicast"
+local datacenter = require "skynet.datacenter"
+skynet.start(function()
+	local ch = mc.new { dispatch = function(_, source, msg)
+		skynet.error("N1 GOT", msg, skynet.address(source))
+	end }
+	ch:subscribe()
+	skynet.error("CHAN1", ch.channel)
+	datacenter.set("chan1", ch.channel)
+	datacenter.wait("node2ready")
+	ch:publish("from node1")
+	local c2 = mc.new { channel = datacenter.wait("chan2"), dispatch = function(_, _, msg)
+		skynet.error("N1 GOT2", msg)
+	end }
+	c2:subscribe()
+	datacenter.set("node1sub2", true)
+	datacenter.wait("deleted")
+	ch:publish("after delete")
+	skynet.sleep(50)
+	skynet.error("N1 DONE")
+end)
+"#;
+
+const MC2: &str = r#"
+local skynet = require "skynet"
+local mc = require "skynet.multicast"
+local datacenter = require "skynet.datacenter"
+skynet.start(function()
+	local c1
+	c1 = mc.new { channel = datacenter.wait("chan1"), dispatch = function(_, source, msg)
+		skynet.error("N2 GOT", msg, skynet.address(source))
+		if msg == "from node1" then
+			c1:publish("from node2")
+		elseif msg == "from node2" then
+			skynet.fork(function()
+				local c2 = mc.new { dispatch = function() end }
+				skynet.error("CHAN2", c2.channel)
+				datacenter.set("chan2", c2.channel)
+				datacenter.wait("node1sub2")
+				c2:publish("on chan2")
+				c1:delete()
+				skynet.sleep(50)
+				datacenter.set("deleted", true)
+			end)
+		end
+	end }
+	c1:subscribe()
+	datacenter.set("node2ready", true)
+end)
+"#;
+
+#[test]
+fn multicast_across_nodes() {
+    let dir = TempDir::new("harbormc");
+    dir.write("mc1.lua", MC1);
+    dir.write("mc2.lua", MC2);
+    let master = free_port();
+    let mut n1 = start_node(&dir, "config1", "mc1", 1, master, true);
+    let chan1: u32 = n1
+        .wait_for("CHAN1", T)
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(chan1 % 256, 1, "node 1's channel");
+    let mut n2 = start_node(&dir, "config2", "mc2", 2, master, false);
+    // Node 1 publishes: its own subscriber and node 2's get it.
+    n1.wait_for("N1 GOT from node1 :01", T);
+    n2.wait_for("N2 GOT from node1 :01", T);
+    // Node 2 publishes on node 1's channel: through the owner, to both nodes; the
+    // source is the publisher on node 2.
+    n1.wait_for("N1 GOT from node2 :02", T);
+    n2.wait_for("N2 GOT from node2 :02", T);
+    // A channel owned by node 2, subscribed from node 1.
+    let chan2: u32 = n2
+        .wait_for("CHAN2", T)
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(chan2 % 256, 2, "node 2's channel");
+    n1.wait_for("N1 GOT2 on chan2", T);
+    // Node 2 deleted node 1's channel (DEL forwarded to the owner): nothing more.
+    n1.wait_for("N1 DONE", T);
+    n2.collect_for(Duration::from_millis(300));
+    assert!(!n1.log().contains("after delete"), "{}", n1.log());
+    assert!(!n2.log().contains("after delete"), "{}", n2.log());
+    for log in [n1.log(), n2.log()] {
+        assert!(!log.contains("error"), "{log}");
+    }
+    n2.stop();
+    n1.stop();
+}
