@@ -294,6 +294,22 @@ fn read_frame(c: &mut TcpStream) -> (Vec<u8>, u32, u32, u32) {
     (body[..len - 12].to_vec(), word(0), word(4), word(8))
 }
 
+/// Join node 1's network as harbor `id` by hand: the master connection and the link
+/// node 1 opened to us, its id byte read (ours not sent yet).
+/// `up`: the nodes the master says will connect (node 1 and our earlier fakes still
+/// on the master).
+fn join(master: u16, id: u8, up: i64) -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut m = connect(master, T);
+    master_send(&mut m, &[s("H"), V::I(id as i64), s(&addr)]);
+    assert_eq!(master_read(&mut m), vec![s("W"), V::I(up)]);
+    let (mut link, _) = listener.accept().unwrap();
+    link.set_read_timeout(Some(T)).unwrap();
+    assert_eq!(read_n(&mut link, 1), vec![1]);
+    (m, link)
+}
+
 #[test]
 fn wire_format_and_malformed_frames() {
     let dir = TempDir::new("harbor3");
@@ -312,23 +328,9 @@ fn wire_format_and_malformed_frames() {
     assert_eq!(junk.read(&mut b).unwrap_or(0), 0);
     n1.wait_for("disconnect fd = ", T);
 
-    // Join as harbor 2: the master tells node 1 to connect to our listener.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let mut m = connect(master, T);
-    master_send(&mut m, &[s("H"), V::I(2), s(&addr)]);
-    assert_eq!(
-        master_read(&mut m),
-        vec![s("W"), V::I(1)],
-        "node 1 will connect"
-    );
-    let (mut link, _) = listener.accept().unwrap();
-    link.set_read_timeout(Some(T)).unwrap();
-    assert_eq!(
-        read_n(&mut link, 1),
-        vec![1],
-        "node 1 sends its harbor id first"
-    );
+    // Join as harbor 2: the master tells node 1 to connect to our listener, and node
+    // 1 sends its harbor id first.
+    let (mut m, mut link) = join(master, 2, 1);
     link.write_all(&[2]).unwrap();
 
     // Node 1's early call to SVC2 makes its slave ask the master; register SVC2 as
@@ -408,6 +410,33 @@ fn wire_format_and_malformed_frames() {
     n1.wait_for("NOTE still alive", T);
     drop(link);
     drop(m);
+
+    // Harbor 3: an internal message type from the network is refused (a request gets
+    // ERROR back, the link stays); then a frame too short for its header closes it.
+    let (m3, mut link3) = join(master, 3, 1);
+    link3.write_all(&[3]).unwrap();
+    link3
+        .write_all(&frame(&[0u8; 24], 0x0300_0001, 6, svc1, 5))
+        .unwrap();
+    let err = read_frame(&mut link3);
+    assert_eq!(
+        (err.1, err.2 >> 24, err.3),
+        (svc1, 7, 5),
+        "ERROR for session 5"
+    );
+    n1.wait_for("Invalid message type 6 from harbor 3", T);
+    link3.write_all(&[0, 0, 0, 4, 1, 2, 3, 4]).unwrap();
+    n1.wait_for("Invalid message length 4 from harbor 3", T);
+    let _ = link3.read_to_end(&mut rest);
+
+    // Harbor 4 answers the handshake with the wrong id: that link is closed.
+    let (m4, mut link4) = join(master, 4, 2);
+    link4.write_all(&[9]).unwrap();
+    n1.wait_for("Invalid shakehand id (4)", T);
+    let _ = link4.read_to_end(&mut rest);
+    drop((m3, link3, m4, link4));
+
+    // Node 1 still works, and holds no more fds than before.
     let fds = wait_fds_at_most(n1.pid(), fds_alone, Duration::from_secs(10));
     assert!(fds <= fds_alone, "fds {fds} > {fds_alone}");
     assert!(n1.child.try_wait().unwrap().is_none(), "node 1 still runs");
