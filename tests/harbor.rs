@@ -353,9 +353,19 @@ fn wire_format_and_malformed_frames() {
     .unwrap();
     n1.wait_for("EARLY node2:early", T);
 
-    // A request of ours to SVC1 by address, answered as a frame.
+    // A request of ours to SVC1 by address, answered as a frame. It is written in
+    // pieces (inside the length, inside the payload, inside the trailing header) so
+    // the reader must put it together across reads.
     let req = frame(&pack(&[s("echo"), s("wire")]), 0x0200_0011, 10, svc1, 7);
-    link.write_all(&req).unwrap();
+    for piece in [
+        &req[..2],
+        &req[2..9],
+        &req[9..req.len() - 5],
+        &req[req.len() - 5..],
+    ] {
+        link.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
     // Meanwhile node 1's fork sends its next requests: answer its echo, keep its
     // "hang" pending.
     let (mut reply, mut hang) = (None, false);
