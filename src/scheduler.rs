@@ -8,10 +8,16 @@
 //! consecutive slot runs the slot's service goes to the global queue's tail instead,
 //! so busy pairs cannot starve the rest. Idle workers steal from other workers' slots.
 //!
-//! Wake-up policy (see docs/design/hot-path.md): pushing to the global queue
-//! wakes a sleeping worker; filling a slot does not. The timer thread wakes a sleeper
-//! every tick while work is waiting anywhere, as a fallback (e.g. a slot filled by a
-//! worker that is stuck in a long handler). No spinning: 2 cores.
+//! Wake-up policy (see docs/design/hot-path.md): pushing to the global queue wakes a
+//! sleeping worker only when one can help: no woken worker is still looking for work
+//! (`searching`: a wake-up is a token the woken worker holds until it finds work or
+//! sleeps again, so a burst of pushes wakes one worker, not one per push), and fewer
+//! workers are awake than the machine has cores (with `thread = 8` on 2 cores, a third
+//! awake worker only takes CPU time from the two running). A woken worker that finds
+//! work while more waits passes the token on (wakes the next), so parallelism ramps up
+//! under load. Filling a slot wakes nobody. The timer thread wakes a sleeper every tick
+//! while work is waiting anywhere, whatever the cap, as the fallback for workers stuck
+//! in long handlers. No spinning: 2 cores.
 //!
 //! Batches: worker i takes `max(1, len >> weight)` messages of a queue per turn, where
 //! `len` is the backlog when the turn starts (so a turn is bounded by what was already
@@ -98,7 +104,13 @@ pub struct Scheduler {
     /// Per-worker next slots (stealable).
     slots: Vec<Slot>,
     sleepers: CacheLine<AtomicUsize>,
-    sleep_lock: Mutex<()>,
+    /// Woken workers that have not yet found work or gone back to sleep.
+    searching: CacheLine<AtomicUsize>,
+    /// Workers that may be awake at once before a push stops waking more (the cores).
+    awake_cap: usize,
+    workers: usize,
+    /// Wake-ups sent and not yet taken by a sleeper (each one a `searching` token).
+    sleep_lock: Mutex<usize>,
     wake: Condvar,
     /// Read by every worker on every turn: alone on its line.
     quit: CacheLine<AtomicBool>,
@@ -112,7 +124,12 @@ impl Scheduler {
             queued: CacheLine(AtomicUsize::new(0)),
             slots: (0..workers).map(|_| Slot::default()).collect(),
             sleepers: CacheLine(AtomicUsize::new(0)),
-            sleep_lock: Mutex::new(()),
+            searching: CacheLine(AtomicUsize::new(0)),
+            awake_cap: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            workers,
+            sleep_lock: Mutex::new(0),
             wake: Condvar::new(),
             quit: CacheLine(AtomicBool::new(false)),
             monitors: (0..workers).map(|_| WorkerMonitor::default()).collect(),
@@ -140,8 +157,38 @@ impl Scheduler {
             g.push_back(ctx);
             self.queued.store(g.len(), Ordering::SeqCst);
         }
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            self.wake_one();
+        self.wake_if_useful();
+    }
+
+    /// Wake a sleeper if one can help (see the module doc).
+    #[inline]
+    fn wake_if_useful(&self) {
+        let sleepers = self.sleepers.load(Ordering::SeqCst);
+        if sleepers > 0
+            && self.searching.load(Ordering::SeqCst) == 0
+            && self.workers - sleepers < self.awake_cap
+        {
+            self.wake_searcher();
+        }
+    }
+
+    /// Wake one sleeper, handing it a `searching` token. The token is counted under
+    /// the sleep lock and taken by whichever sleeper wakes first, so none is lost.
+    fn wake_searcher(&self) {
+        let mut pending = self.sleep_lock.lock();
+        if self.sleepers.load(Ordering::SeqCst) > *pending {
+            *pending += 1;
+            self.searching.fetch_add(1, Ordering::SeqCst);
+            self.wake.notify_one();
+        }
+    }
+
+    /// A woken worker found work or gave up: return its token; if it found work and
+    /// more is waiting, wake the next one.
+    fn done_searching(&self, found: bool) {
+        self.searching.fetch_sub(1, Ordering::SeqCst);
+        if found && self.queued.load(Ordering::SeqCst) > 0 {
+            self.wake_if_useful();
         }
     }
 
@@ -183,9 +230,9 @@ impl Scheduler {
             .find_map(|j| self.take_slot(j))
     }
 
+    /// Wake a sleeper whatever the policy.
     pub fn wake_one(&self) {
-        let _g = self.sleep_lock.lock();
-        self.wake.notify_one();
+        self.wake_searcher();
     }
 
     /// Timer fallback: wake a sleeper if work is waiting.
@@ -210,13 +257,21 @@ impl Scheduler {
         self.quit.load(Ordering::SeqCst)
     }
 
-    fn sleep(&self) {
-        let mut g = self.sleep_lock.lock();
+    /// Sleep until woken (or 100 ms); true when it took a wake-up (a `searching`
+    /// token, to give back with `done_searching`).
+    fn sleep(&self) -> bool {
+        let mut pending = self.sleep_lock.lock();
         self.sleepers.fetch_add(1, Ordering::SeqCst);
-        if self.queued.load(Ordering::SeqCst) == 0 && !self.is_quitting() {
-            self.wake.wait_for(&mut g, Duration::from_millis(100));
+        if *pending == 0 && self.queued.load(Ordering::SeqCst) == 0 && !self.is_quitting() {
+            self.wake.wait_for(&mut pending, Duration::from_millis(100));
         }
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        if *pending > 0 {
+            *pending -= 1;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -245,8 +300,15 @@ pub fn worker_main(rt: &'static Runtime, index: usize) {
                     crate::message::trim_thread_heap();
                     trimmed = std::time::Instant::now();
                 }
-                rt.scheduler.sleep();
-                None
+                if rt.scheduler.sleep() {
+                    // Woken with a token: look once, then give it back (waking the
+                    // next worker if this one found work and more is waiting).
+                    let next = rt.scheduler.next_for(index, &mut streak);
+                    rt.scheduler.done_searching(next.is_some());
+                    next
+                } else {
+                    None
+                }
             }
         };
     }
