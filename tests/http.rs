@@ -57,7 +57,10 @@ fn httpd_serves_curl_with_keepalive_and_chunks() {
     let u1 = format!("{base}/a%20b?x=1&y=hello+w&x=2");
     let u2 = format!("{base}/chunked");
     let (out, err) = curl(&["-v", &u1, &u2]);
-    assert!(out.contains("method: GET\npath: /a b\nquery: x=1,2\nquery: y=hello w\n"), "{out}");
+    assert!(
+        out.contains("method: GET\npath: /a b\nquery: x=1,2\nquery: y=hello w\n"),
+        "{out}"
+    );
     assert!(out.contains(&format!("host: 127.0.0.1:{port}")), "{out}");
     assert!(out.ends_with("piece1;piece2;piece3;"), "{out}");
     assert!(err.contains("Re-using existing connection"), "{err}");
@@ -65,20 +68,44 @@ fn httpd_serves_curl_with_keepalive_and_chunks() {
 
     // a chunked upload
     let mut child = Command::new("curl")
-        .args(["-s", "--max-time", "10", "-H", "Transfer-Encoding: chunked", "--data-binary", "@-"])
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "@-",
+        ])
         .arg(format!("{base}/up"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"streamed body").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"streamed body")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&out.stdout);
-    assert!(out.contains("method: POST\npath: /up\n") && out.ends_with("body: streamed body"), "{out}");
+    assert!(
+        out.contains("method: POST\npath: /up\n") && out.ends_with("body: streamed body"),
+        "{out}"
+    );
 
     // an upload over the 8192-byte body limit
     let big = "z".repeat(10000);
-    let (out, _) = curl(&["-o", "/dev/null", "-w", "%{http_code}", "--data-binary", &big, &base]);
+    let (out, _) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        &big,
+        &base,
+    ]);
     assert_eq!(out, "413");
 
     let n = wait_fds_at_most(sk.pid(), base_fds, T);
@@ -107,8 +134,17 @@ for i in range(50):
 print("ok", len(socks))
 "#
     );
-    let out = Command::new("python3").arg("-c").arg(&script).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 1", "{:?}", out);
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok 1",
+        "{:?}",
+        out
+    );
 
     // pipelined requests, the second after a chunked body with extensions and a trailer
     let (out, closed) = raw(
@@ -148,14 +184,22 @@ print("ok", len(socks))
     // a chunk-size line that never ends: closed without buffering it
     let (out, closed) = raw(
         port,
-        &[b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(), &[b'1'; 4096]].concat(),
+        &[
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(),
+            &[b'1'; 4096],
+        ]
+        .concat(),
         T,
     );
     assert!(closed && out.starts_with("HTTP/1.1 400 "), "{out:?}");
 
     // slowloris: half a header, then silence; the server's 2 s request timeout closes it
     let t0 = Instant::now();
-    let (out, closed) = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n", Duration::from_secs(15));
+    let (out, closed) = raw(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(15),
+    );
     assert!(closed && out.is_empty(), "{out:?}");
     assert!(t0.elapsed() < Duration::from_secs(12), "{:?}", t0.elapsed());
     sk.wait_for("httpd: timeout", T);
@@ -164,7 +208,8 @@ print("ok", len(socks))
     let mut socks = Vec::new();
     for _ in 0..100 {
         let mut c = connect(port, T);
-        c.write_all(b"GET /many HTTP/1.1\r\nHost: m\r\n\r\n").unwrap();
+        c.write_all(b"GET /many HTTP/1.1\r\nHost: m\r\n\r\n")
+            .unwrap();
         socks.push(c);
     }
     for c in &mut socks {
@@ -189,8 +234,15 @@ pub fn python_server(args: &[&str]) -> (Child, u16) {
         .spawn()
         .expect("python3");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("PORT ").expect("PORT line").parse().unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .parse()
+        .unwrap();
     (child, port)
 }
 

@@ -37,7 +37,10 @@ fn websocket_server_and_client() {
     sk.wait_for("client closed false bye 4000", T);
     let base_fds = wait_fds_at_most(sk.pid(), 0, Duration::from_millis(500));
 
-    assert_eq!(py(port, "badhandshake"), ["handshake HTTP/1.1 400 Bad Request"]);
+    assert_eq!(
+        py(port, "badhandshake"),
+        ["handshake HTTP/1.1 400 Bad Request"]
+    );
     assert_eq!(
         py(port, "echo"),
         [
@@ -54,7 +57,11 @@ fn websocket_server_and_client() {
     sk.wait_for(" 1000 done", T);
 
     let violations = [
-        ("bigframe", 1009, "frame of 1048576 bytes exceeds the limit 70000"),
+        (
+            "bigframe",
+            1009,
+            "frame of 1048576 bytes exceeds the limit 70000",
+        ),
         ("bigmessage", 1009, "message exceeds the limit 100000"),
         ("orphan", 1002, "continuation frame without a message"),
         ("interleave", 1002, "new message inside a fragmented one"),
@@ -64,7 +71,11 @@ fn websocket_server_and_client() {
         ("badclose", 1002, "invalid close code 999"),
     ];
     for (scenario, code, why) in violations {
-        assert_eq!(py(port, scenario), [format!("close {code}"), "eof".into()], "{scenario}");
+        assert_eq!(
+            py(port, scenario),
+            [format!("close {code}"), "eof".into()],
+            "{scenario}"
+        );
         sk.wait_for(&format!("): {why}"), T);
     }
     assert_eq!(py(port, "drop"), ["dropped"]);
