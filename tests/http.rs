@@ -5,9 +5,10 @@
 
 mod common;
 
+use common::web::*;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const HTTPD: &str = include_str!("lua/web_httpd.lua");
@@ -223,69 +224,6 @@ print("ok", len(socks))
     assert!(n <= base_fds, "fds {n} > {base_fds} after clients left");
     assert!(!sk.log().contains("stack traceback"), "{}", sk.log());
     sk.stop();
-}
-
-/// Start tests/py/httpserver.py (optionally over TLS); returns it and its port.
-pub fn python_server(args: &[&str]) -> (Child, u16) {
-    let mut child = Command::new("python3")
-        .arg(repo_root().join("tests/py/httpserver.py"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .expect("PORT line")
-        .parse()
-        .unwrap();
-    (child, port)
-}
-
-/// Run tests/lua/web_httpc.lua against `peer`; returns the log.
-pub fn run_httpc(tag: &str, peer: &str) -> String {
-    let dir = TempDir::new(tag);
-    let conf = dir.write(
-        "config",
-        &config_text(dir.path(), "web_httpc", &format!("web_peer = \"{peer}\"")),
-    );
-    let mut sk = Skynet::start(&conf, dir.path());
-    sk.wait_for("HTTPC DONE", Duration::from_secs(60));
-    let log = sk.log();
-    sk.stop();
-    log
-}
-
-pub fn check_httpc_log(log: &str) {
-    let want = [
-        "RESULT len true 200 hello from python",
-        "HEADER len content-type text/plain",
-        "RESULT chunked true 200 alpha-beta-gamma",
-        "HEADER chunked trailer yes",
-        "RESULT close true 200 until-eof",
-        "RESULT post true 200 application/x-www-form-urlencoded|k=v%20w",
-        "RESULT missing true 404 ",
-        "RESULT big true 200 2000000",
-        "RESULT limited false ",
-        "RESULT slow false ",
-        "RESULT refused false ",
-    ];
-    for w in want {
-        assert!(log.contains(w), "missing {w:?} in\n{log}");
-    }
-    assert!(log.contains("Response body too large"), "{log}");
-    let elapsed: u64 = log
-        .lines()
-        .find_map(|l| l.split("ELAPSED ").nth(1))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!((90..800).contains(&elapsed), "timeout took {elapsed} cs");
 }
 
 #[test]

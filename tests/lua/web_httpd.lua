@@ -4,10 +4,32 @@ local httpd = require "http.httpd"
 local sockethelper = require "http.sockethelper"
 local urllib = require "http.url"
 
+-- https when the config names a certificate (web_cert, web_key)
+local cert, key = skynet.getenv "web_cert", skynet.getenv "web_key"
+local tls, sslctx
+if cert then
+	tls = require "http.tlshelper"
+	sslctx = tls.newctx()
+	sslctx:set_cert(cert, key)
+end
+
 local function serve(id, addr)
 	socket.start(id)
 	local read = sockethelper.readfunc(id)
 	local write = sockethelper.writefunc(id)
+	local tls_ctx
+	if tls then
+		tls_ctx = tls.newtls("server", sslctx)
+		local ok, err = pcall(tls.init_responsefunc(id, tls_ctx))
+		if not ok then
+			skynet.error("tls handshake failed fd=" .. id .. ": " .. tostring(err))
+			socket.close(id)
+			tls_ctx:close()
+			return
+		end
+		read = tls.readfunc(id, tls_ctx)
+		write = tls.writefunc(id, tls_ctx)
+	end
 	while true do
 		local code, url, method, header, body = httpd.read_request(read, 8192, { timeout = 200, fd = id })
 		if not code then
@@ -35,7 +57,10 @@ local function serve(id, addr)
 		t[#t + 1] = "body: " .. body
 		local resp = table.concat(t, "\n")
 		local ok
-		if path == "/chunked" then
+		if path == "/live" then
+			-- tls contexts alive in the process (leak check)
+			ok = httpd.write_response(write, 200, tostring(require("ltls.c").live()))
+		elseif path == "/chunked" then
 			local i = 0
 			ok = httpd.write_response(write, 200, function()
 				i = i + 1
@@ -48,6 +73,9 @@ local function serve(id, addr)
 		if (header.connection or ""):lower() == "close" then break end
 	end
 	socket.close(id)
+	if tls_ctx then
+		tls_ctx:close()
+	end
 end
 
 skynet.start(function()

@@ -2,6 +2,7 @@ local skynet = require "skynet"
 local socket = require "skynet.socket"
 local websocket = require "http.websocket"
 
+local protocol = skynet.getenv "web_ws_protocol" or "ws"
 local handle = {}
 function handle.handshake(id, header, url)
 	skynet.error("ws handshake " .. id .. " " .. url)
@@ -21,14 +22,14 @@ skynet.start(function()
 	local id, addr, port = socket.listen("127.0.0.1", 0)
 	socket.start(id, function(fd, addr)
 		skynet.fork(function()
-			local ok, err = websocket.accept(fd, handle, "ws", addr, { max_message = 100000, max_frame = 70000 })
+			local ok, err = websocket.accept(fd, handle, protocol, addr, { max_message = 100000, max_frame = 70000 })
 			if not ok then skynet.error("accept failed: " .. tostring(err)) end
 		end)
 	end)
 	skynet.error("PORT " .. port)
 	-- our own client against our server
 	skynet.fork(function()
-		local ws = websocket.connect("ws://127.0.0.1:" .. port .. "/self")
+		local ws = websocket.connect(protocol .. "://127.0.0.1:" .. port .. "/self")
 		websocket.write(ws, "hello")
 		local m, op = websocket.read(ws)
 		skynet.error("client got " .. tostring(m) .. " " .. tostring(op))

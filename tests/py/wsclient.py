@@ -1,6 +1,6 @@
 """A small hand-written RFC 6455 client (standard library only) for tests/websocket.rs.
 
-Usage: python3 wsclient.py PORT SCENARIO
+Usage: [WSS=1] python3 wsclient.py PORT SCENARIO
 Prints one line per observation ("got text ...", "close 1009", "eof", ...), so the
 Rust test can assert on the exact sequence a real peer sees.
 """
@@ -8,14 +8,25 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import sys
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-def connect(port, extra=b""):
+def tcp(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if os.environ.get("WSS"):  # wss: TLS first (the test's self-signed certificate)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s)
+    return s
+
+
+def connect(port, extra=b""):
+    s = tcp(port)
     key = base64.b64encode(os.urandom(16))
     s.sendall(b"GET /chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
@@ -81,7 +92,7 @@ def report(s, upto=10):
     for _ in range(upto):
         try:
             f = read_frame(s)
-        except (ConnectionResetError, socket.timeout) as e:
+        except (ConnectionResetError, socket.timeout, ssl.SSLError) as e:
             print("error", type(e).__name__)
             return
         if f is None:
@@ -104,7 +115,7 @@ def report(s, upto=10):
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     if scenario == "badhandshake":
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = tcp(port)
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
         print("handshake", s.recv(4096).split(b"\r\n")[0].decode())
         return
