@@ -79,6 +79,11 @@ fn websocket_server_and_client() {
         sk.wait_for(&format!("): {why}"), T);
     }
     assert_eq!(py(port, "drop"), ["dropped"]);
+    // a client that never finishes its handshake is cut off after handshake_timeout
+    let t0 = std::time::Instant::now();
+    assert_eq!(py(port, "silent"), ["eof"]);
+    assert!(t0.elapsed() < Duration::from_secs(9), "{:?}", t0.elapsed());
+    sk.wait_for("handshake timeout", T);
     sk.wait_for("ws error", T);
 
     let n = wait_fds_at_most(sk.pid(), base_fds, T);

@@ -22,7 +22,7 @@ skynet.start(function()
 	local id, addr, port = socket.listen("127.0.0.1", 0)
 	socket.start(id, function(fd, addr)
 		skynet.fork(function()
-			local ok, err = websocket.accept(fd, handle, protocol, addr, { max_message = 100000, max_frame = 70000 })
+			local ok, err = websocket.accept(fd, handle, protocol, addr, { max_message = 100000, max_frame = 70000, handshake_timeout = 200 })
 			if not ok then skynet.error("accept failed: " .. tostring(err)) end
 		end)
 	end)

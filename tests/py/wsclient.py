@@ -119,6 +119,11 @@ def main():
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
         print("handshake", s.recv(4096).split(b"\r\n")[0].decode())
         return
+    if scenario == "silent":  # half a handshake, then nothing: the server cuts us off
+        s = tcp(port)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        print("eof" if s.recv(4096) == b"" else "data")
+        return
     s = connect(port)
     if scenario == "echo":
         s.sendall(frame(1, "héllo".encode()))

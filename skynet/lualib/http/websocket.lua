@@ -369,6 +369,7 @@ local function resolve_accept(self, options)
 	try_handle(self, "connect")
 	local code, err, url = read_handshake(self, options and options.upgrade)
 	if code then
+		self.handshake_done()
 		local ok, s = httpd.write_response(self.write, code, err)
 		if not ok then
 			error(s)
@@ -376,6 +377,7 @@ local function resolve_accept(self, options)
 		try_handle(self, "close")
 		return
 	end
+	self.handshake_done()
 	try_handle(self, "handshake", err, url)
 	local function control(op, payload)
 		if op == "ping" then
@@ -465,7 +467,8 @@ end
 -- connect / handshake / message / ping / pong / close / error / warning
 -- options: upgrade = {header, method, url} (a request httpd already read),
 -- max_frame, max_message (bytes), protocols (list of subprotocols to accept;
--- default {"chat"} as upstream).
+-- default {"chat"} as upstream), handshake_timeout (centiseconds: a peer that has
+-- not completed the TLS and HTTP handshakes by then is disconnected).
 function M.accept(socket_id, handle, protocol, addr, options)
 	if not (options and options.upgrade) then
 		local isok, err = socket.start(socket_id)
@@ -474,6 +477,17 @@ function M.accept(socket_id, handle, protocol, addr, options)
 		end
 	end
 	protocol = protocol or "ws"
+	-- ours: a peer that does not finish the (TLS and) HTTP handshake in time is cut off
+	local handshake_done
+	local timeout = options and options.handshake_timeout
+	if timeout then
+		skynet.timeout(timeout, function()
+			if not handshake_done then
+				skynet.error(string.format("websocket fd=%d (%s): handshake timeout", socket_id, tostring(addr)))
+				socket.shutdown(socket_id)
+			end
+		end)
+	end
 	local okn, ws_obj = pcall(new_ws, socket_id, protocol, "server")
 	if not okn then
 		skynet.error(string.format("websocket fd=%d (%s): %s", socket_id, tostring(addr), tostring(ws_obj)))
@@ -481,6 +495,9 @@ function M.accept(socket_id, handle, protocol, addr, options)
 	end
 	ws_obj.handle = handle
 	ws_obj.addr = addr
+	ws_obj.handshake_done = function()
+		handshake_done = true
+	end
 	ws_obj.max_frame = options and options.max_frame or M.limits.server_frame
 	ws_obj.max_message = options and options.max_message or M.limits.server_message
 	if options and options.protocols then
