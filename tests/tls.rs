@@ -126,10 +126,33 @@ print("ok", c.sock.version(), r.status)
 fn httpc_over_https_against_python() {
     let (_certs, cert, key) = cert_dir("tls-httpc");
     let (mut py, port) = python_server(&[&cert, &key]);
-    let log = run_httpc("httpc-tls", &format!("https://127.0.0.1:{port}"));
-    let _ = py.kill();
-    let _ = py.wait();
+    let (mut plain, plain_port) = python_server(&[]);
+    // https to a plain server: the Lua side counts its process's fds around 50 failures
+    let log = run_httpc_with(
+        "httpc-tls",
+        &format!("https://127.0.0.1:{port}"),
+        &format!("web_wrong_peer = \"https://127.0.0.1:{plain_port}\""),
+    );
+    for p in [&mut py, &mut plain] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
     check_httpc_log(&log);
+    let line = log.lines().find(|l| l.contains("WRONG ")).expect(&log);
+    let num = |k: &str| -> i64 {
+        line.split(&format!("{k}="))
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    eprintln!("{line}");
+    assert_eq!(num("failed"), 50, "{line}");
+    assert!(num("fds_after") <= num("fds_before"), "{line}");
+    assert_eq!(num("live"), 0, "{line}");
 }
 
 #[test]
@@ -173,4 +196,80 @@ fn wss_between_our_client_and_server_and_python() {
     let n = wait_fds_at_most(sk.pid(), base_fds, T);
     assert!(n <= base_fds, "fds {n} > {base_fds}");
     sk.stop();
+}
+
+/// The `ltls.c` surface on its own: a client and a server context in one service
+/// handshake through memory, exchange data both ways (also more than one record),
+/// and report upstream's error texts; closed contexts are freed (`live()`).
+#[test]
+fn ltls_contexts_in_memory() {
+    let (certs, cert, key) = cert_dir("tls-mem");
+    let src = format!(
+        r#"
+local skynet = require "skynet"
+local c = require "ltls.c"
+local function check(name, ok, err) skynet.error("CHECK " .. name .. " " .. tostring(ok) .. " " .. tostring(err)) end
+skynet.start(function()
+    local sctx = c.newctx()
+    check("nocert", pcall(c.newtls, "server", sctx))
+    check("badcert", pcall(sctx.set_cert, sctx, "/nonexistent.pem", "{key}"))
+    check("method", pcall(c.newtls, "bogus", sctx))
+    sctx:set_cert("{cert}", "{key}")
+    local cctx = c.newctx()
+    local client = c.newtls("client", cctx, "localhost")
+    local server = c.newtls("server", sctx)
+    check("live", c.live(), "")
+    local to_server = client:handshake()
+    local rounds = 0
+    while not (client:finished() and server:finished()) do
+        rounds = rounds + 1
+        local to_client = server:handshake(to_server or "")
+        to_server = nil
+        if to_client and not client:finished() then
+            to_server = client:handshake(to_client)
+        elseif to_client then
+            assert(client:read(to_client) == "")
+        end
+        assert(rounds < 10, "handshake does not converge")
+    end
+    local flush = server:write()
+    if flush ~= "" then client:read(flush) end
+    check("finished", client:finished(), server:finished())
+    local big = string.rep("0123456789", 100000)
+    check("c2s", server:read(client:write("hello")), "")
+    check("s2c", #client:read(server:write(big)) == #big, "")
+    check("again", pcall(server.handshake, server, ""))
+    check("garbage", pcall(client.read, client, "\23\3\3\0\5hello"))
+    client:close()
+    check("closed", pcall(client.read, client, ""))
+    server:close()
+    server:close()
+    check("after", c.live(), "")
+    local bad = c.newtls("server", sctx)
+    check("nothandshake", pcall(bad.handshake, bad, "GET / HTTP/1.1\r\n\r\n"))
+    bad:close()
+    check("notctx", pcall(c.newtls, "client", {{}}))
+    skynet.error("LTLS DONE")
+end)
+"#
+    );
+    let log = run_service("ltlsmem", &src, "LTLS DONE", T);
+    drop(certs);
+    for want in [
+        "CHECK nocert false server context needs set_cert first",
+        "CHECK badcert false SSL_CTX_use_certificate_chain_file error: /nonexistent.pem",
+        "CHECK method false invalid method:bogus e.g[server, client]",
+        "CHECK live 2 ",
+        "CHECK finished true true",
+        "CHECK c2s hello ",
+        "CHECK s2c true ",
+        "CHECK again false handshake is finished",
+        "CHECK garbage false SSL_read error: ",
+        "CHECK closed false context is closed",
+        "CHECK after 0 ",
+        "CHECK nothandshake false SSL_do_handshake error: ",
+        "CHECK notctx false need sslctx",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in\n{log}");
+    }
 }

@@ -28,10 +28,19 @@ pub fn python_server(args: &[&str]) -> (Child, u16) {
 
 /// Run tests/lua/web_httpc.lua against `peer`; returns the log.
 pub fn run_httpc(tag: &str, peer: &str) -> String {
+    run_httpc_with(tag, peer, "")
+}
+
+/// As [`run_httpc`] with extra config lines.
+pub fn run_httpc_with(tag: &str, peer: &str, extra: &str) -> String {
     let dir = TempDir::new(tag);
     let conf = dir.write(
         "config",
-        &config_text(dir.path(), "web_httpc", &format!("web_peer = \"{peer}\"")),
+        &config_text(
+            dir.path(),
+            "web_httpc",
+            &format!("web_peer = \"{peer}\"\n{extra}"),
+        ),
     );
     let mut sk = Skynet::start(&conf, dir.path());
     sk.wait_for("HTTPC DONE", Duration::from_secs(60));
@@ -49,6 +58,8 @@ pub fn check_httpc_log(log: &str) {
         "RESULT close true 200 until-eof",
         "RESULT post true 200 application/x-www-form-urlencoded|k=v%20w",
         "RESULT missing true 404 ",
+        "RESULT stream true 200 alpha-|beta-|gamma| trailer=yes",
+        "RESULT stream_len true 200 2000000",
         "RESULT big true 200 2000000",
         "RESULT limited false ",
         "RESULT slow false ",

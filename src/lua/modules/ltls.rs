@@ -252,6 +252,10 @@ impl Tls {
         let r = (|| {
             while !data.is_empty() {
                 let n = conn.writer().write(data).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    // only before the handshake ends: rustls holds a bounded amount
+                    return Err("buffer full before the handshake finished".into());
+                }
                 data = &data[n..];
                 // rustls bounds what it holds: move it out before writing more
                 drain_tls(conn, &mut out)?;
