@@ -32,6 +32,14 @@ lua_cpath = "$R/luaclib/?.so"
 cpath = "$R/cservice/?.so"
 httpd_port = $PORT
 CONF
+SCHEME=http
+if [ -n "$TLS" ]; then
+	# https: a throwaway self-signed certificate (needs the openssl command)
+	openssl req -x509 -newkey rsa:2048 -days 1 -nodes -subj /CN=localhost \
+		-keyout "$CONF.key" -out "$CONF.crt" 2>/dev/null
+	printf 'httpd_cert = "%s"\nhttpd_key = "%s"\nenablessl = true\n' "$CONF.crt" "$CONF.key" >> "$CONF"
+	SCHEME=https
+fi
 "$BIN" "$CONF" > "$LOG" 2>&1 &
 PID=$!
 i=0
@@ -39,10 +47,10 @@ until grep -q "BENCH_HTTPD listening" "$LOG"; do
 	i=$((i + 1)); [ $i -gt 100 ] && { cat "$LOG"; kill $PID; exit 1; }
 	sleep 0.1
 done
-OUT=$(wrk -t 2 -c 64 -d "${SECS}s" "http://127.0.0.1:$PORT/")
+OUT=$(wrk -t 2 -c 64 -d "${SECS}s" "$SCHEME://127.0.0.1:$PORT/")
 LAT=$(echo "$OUT" | awk '/Latency/ {print $2}')
 kill $PID; wait $PID 2>/dev/null || true
 RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
 ERR=$(echo "$OUT" | grep -E "Non-2xx|Socket errors" | tr '\n' ' ')
-echo "BENCH httpd $RPS req/s latency avg $LAT (64 connections, ${SECS}s, thread=$THREADS) $ERR"
-rm -f "$CONF" "$LOG"
+echo "BENCH httpd$TLS $RPS req/s latency avg $LAT (64 connections, ${SECS}s, thread=$THREADS) $ERR"
+rm -f "$CONF" "$LOG" "$CONF.key" "$CONF.crt"

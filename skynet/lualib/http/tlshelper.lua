@@ -59,25 +59,32 @@ end
 function tlshelper.readfunc(fd, tls_ctx)
 	local sockread = socket.readfunc(fd)
 	local buf = ""
-	local function fill()
-		-- plaintext that came with the handshake first, then the socket
+	-- the next plaintext: what came with the handshake first, then the socket
+	local function plain()
 		local s = tls_ctx:read()
 		while s == "" do
 			s = tls_ctx:read(sockread())
 		end
-		buf = buf .. s
+		return s
 	end
 	return function(sz)
 		if sz == nil then
-			if buf == "" then
-				fill()
-			end
 			local s = buf
 			buf = ""
+			if s == "" then
+				s = plain()
+			end
 			return s
 		end
-		while #buf < sz do
-			fill()
+		if #buf < sz then
+			-- gather the pieces, then join once (a long body is not copied per record)
+			local parts, n = { buf }, #buf
+			while n < sz do
+				local s = plain()
+				parts[#parts + 1] = s
+				n = n + #s
+			end
+			buf = table.concat(parts)
 		end
 		local s = buf:sub(1, sz)
 		buf = buf:sub(sz + 1)
