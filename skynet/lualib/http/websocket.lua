@@ -490,6 +490,7 @@ function M.accept(socket_id, handle, protocol, addr, options)
 	end
 	local okn, ws_obj = pcall(new_ws, socket_id, protocol, "server")
 	if not okn then
+		handshake_done = true -- the id may be reused by now: the timer must not touch it
 		skynet.error(string.format("websocket fd=%d (%s): %s", socket_id, tostring(addr), tostring(ws_obj)))
 		return false, ws_obj
 	end
@@ -513,6 +514,7 @@ function M.accept(socket_id, handle, protocol, addr, options)
 			on_warning(ws_obj, sz)
 		end)
 		if not isok then
+			handshake_done = true
 			if not _isws_closed(socket_id) then
 				_close_websocket(ws_obj)
 			end
@@ -526,6 +528,7 @@ function M.accept(socket_id, handle, protocol, addr, options)
 		end
 		return debug.traceback(e)
 	end, ws_obj, options)
+	handshake_done = true
 	if not ok and getmetatable(err) == perr_mt then
 		fail(ws_obj, err)
 		try_handle(ws_obj, "close", err.code, err.why)
