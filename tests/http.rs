@@ -234,3 +234,80 @@ fn httpc_against_python_http_server() {
     let _ = py.wait();
     check_httpc_log(&log);
 }
+
+/// skynet.dns and httpc.dns against a real DNS server (dnsmasq, .ci/run installs it).
+#[test]
+fn dns_and_httpc_dns_against_dnsmasq() {
+    let dir = TempDir::new("dns");
+    let hosts = dir.write(
+        "hosts",
+        "127.0.0.1 web.test\n::1 web.test\n127.0.0.1 other.test\n",
+    );
+    let dns_port = free_port();
+    let mut dnsmasq = Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            &format!("--port={dns_port}"),
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            &format!("--addn-hosts={}", hosts.display()),
+            "--conf-file=/dev/null",
+            "--user=root",
+            "--pid-file=",
+            "--local-ttl=60",
+        ])
+        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (Debian dnsmasq-base; .ci/run installs it)");
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut py, peer_port) = python_server(&[]);
+    // a UDP port with nobody behind it
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    let conf = dir.write(
+        "config",
+        &config_text(
+            dir.path(),
+            "web_dns",
+            &format!("web_dns_port = {dns_port}\nweb_peer_port = {peer_port}\nweb_dead_port = {dead_port}"),
+        ),
+    );
+    let mut sk = Skynet::start(&conf, dir.path());
+    sk.wait_for("DNS DONE", Duration::from_secs(60));
+    let log = sk.log();
+    sk.stop();
+    for p in [&mut dnsmasq, &mut py] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    drop(dead);
+    for want in [
+        "DNS a 127.0.0.1 127.0.0.1",
+        "DNS aaaa 0:0:0:0:0:0:0:1 0:0:0:0:0:0:0:1",
+        "DNS literal 10.1.2.3",
+        "DNS family nil illegal ip address",
+        "DNS illegal nil illegal name",
+        "DNS missing false ",
+        "DNS concurrent 5",
+        "DNS httpc 200 hello from python",
+        "DNS dead false ",
+        "DNS query web.test timeout",
+    ] {
+        assert!(log.contains(want), "missing {want:?} in\n{log}");
+    }
+    assert!(log.contains("timeout or no answer"), "{log}");
+    let elapsed: u64 = log
+        .lines()
+        .find_map(|l| l.split("DNS elapsed ").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (90..800).contains(&elapsed),
+        "dns timeout took {elapsed} cs"
+    );
+}
