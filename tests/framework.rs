@@ -217,6 +217,11 @@ fn init_order_and_require() {
 }
 
 #[test]
+fn shared_code_cache() {
+    run_lua_test("t_codecache");
+}
+
+#[test]
 fn framework_parts_load_on_first_use() {
     run_lua_test("t_lazy");
 }

@@ -15,6 +15,9 @@
 -- the version is replaced or deleted, and readers drop theirs when they move on.
 local skynet = require "skynet"
 local core = require "skynet.sharedata.core"
+-- Data files change between versions: compile them afresh instead of keeping every
+-- version in the process-wide code cache.
+require("skynet.codecache").mode "OFF"
 
 local sets = {}	-- name -> { ptr = current pointer, watchers = { response, ... }, limit = n }
 

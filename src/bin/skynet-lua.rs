@@ -1,5 +1,5 @@
 //! `skynet-lua`: the sample's client interpreter. A plain Lua 5.4 interpreter with
-//! `lsocket` (`src/sample/`), `sproto.core` and `client.crypt` (also as `skynet.crypt`)
+//! `lsocket` and `client.socket` (`src/sample/`), `sproto.core` and `client.crypt` (also as `skynet.crypt`)
 //! built in, and the framework's Lua embedded as a `require` fallback (as in the
 //! server), so the sample's command-line client (`client/simpleclient.lua`) runs on a
 //! fresh machine that has only cargo, with no skynet tree beside it.
@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use mlua::ffi::{self, lua_State};
 use skynet::lua::ffi::push_str;
 use skynet::lua::modules::{crypt, sproto};
-use skynet::sample::lsocket;
+use skynet::sample::{clientsocket, lsocket};
 
 /// lua.c's message handler: string messages get a traceback; other objects are
 /// shown through `__tostring` when they have one.
@@ -109,6 +109,8 @@ fn main() -> ExitCode {
         }
         ffi::luaL_openlibs(L);
         preload(L, c"lsocket", lsocket::luaopen_lsocket);
+        // Upstream's demo client library (examples/client.lua).
+        preload(L, c"client.socket", clientsocket::luaopen_client_socket);
         preload(L, c"sproto.core", sproto::luaopen_sproto_core);
         // Upstream's client library carries skynet.crypt under this name too.
         preload(L, c"client.crypt", crypt::luaopen_skynet_crypt);

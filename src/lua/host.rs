@@ -43,7 +43,7 @@ pub(crate) struct AllocState {
 
 /// Bytes not yet added to [`TOTAL_LUA_MEMORY`]: the global counter is shared by every
 /// worker, so each state folds its changes in once they exceed this much.
-const TOTAL_BATCH: isize = 64 * 1024;
+const TOTAL_BATCH: isize = 16 * 1024;
 
 unsafe extern "C" fn lua_alloc(
     ud: *mut c_void,
@@ -157,6 +157,9 @@ const CONTEXT_KEY: &CStr = c"skynet_context";
 impl LuaService {
     /// Create a Lua state for the service `ctx`: stdlibs, GC stopped, preloads.
     pub fn new(ctx: &Arc<Context>, shared: Arc<Shared>) -> Result<Box<LuaService>, String> {
+        // The shared strings exist before any state: see codecache::prepare.
+        static PREPARED: std::sync::Once = std::sync::Once::new();
+        PREPARED.call_once(crate::lua::codecache::prepare);
         // SAFETY: `shared` (and so the allocator state) outlives the Lua state.
         let L = unsafe {
             ffi::lua_newstate(lua_alloc, &shared.alloc as *const AllocState as *mut c_void)
@@ -278,7 +281,7 @@ const CORE_PRELOADS: &[(&CStr, ffi::lua_CFunction)] = &[
     ),
     (
         c"skynet.codecache",
-        crate::lua::modules::core::luaopen_skynet_codecache,
+        crate::lua::codecache::luaopen_skynet_codecache,
     ),
 ];
 
@@ -369,8 +372,19 @@ unsafe fn find_embedded_path(L: *mut lua_State, path: &[u8]) -> Option<&'static 
 
 /// Load `code` with the chunk name on top of the stack; leaves the function (or the
 /// error message) in its place. Returns the lua_load status.
-unsafe fn load_with_chunkname(L: *mut lua_State, code: &[u8], mode: *const c_char) -> c_int {
+unsafe fn load_with_chunkname(
+    L: *mut lua_State,
+    code: &'static [u8],
+    mode: *const c_char,
+) -> c_int {
     let chunkname = ffi::lua_tostring(L, -1);
+    // Embedded files are source text: shared through the code cache unless `mode`
+    // refuses text (then the standard loader gives the standard error).
+    if mode.is_null() || CStr::from_ptr(mode).to_bytes().contains(&b't') {
+        let r = crate::lua::codecache::load_static(L, CStr::from_ptr(chunkname), code);
+        ffi::lua_remove(L, -2);
+        return r;
+    }
     let r = ffi::luaL_loadbufferx(
         L,
         code.as_ptr() as *const c_char,

@@ -8,7 +8,10 @@
 //! * [`lsocket`]: the `lsocket` Lua module of `skynet-lua` (`src/bin/skynet-lua.rs`),
 //!   the plain interpreter that runs the sample's client (`sample.md` §8). It uses
 //!   only [`crate::lua::ffi`], no runtime.
+//! * [`clientsocket`]: `client.socket`, upstream's demo client library, also for
+//!   `skynet-lua` (upstream's `examples/client.lua`).
 
+pub mod clientsocket;
 pub mod lsocket;
 pub(crate) mod package;
 

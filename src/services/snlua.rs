@@ -14,7 +14,7 @@ use crate::lua::embedded;
 use crate::lua::ffi::{push_str, to_bytes};
 use crate::lua::host::{LuaService, Shared};
 use mlua::ffi::{self, lua_State};
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_int, CStr, CString};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -132,13 +132,7 @@ impl Snlua {
                 let code = embedded::file("lualib/loader.lua").unwrap_or(b"error 'no loader'");
                 let name = format!("@{}lualib/loader.lua", embedded::VIRTUAL_ROOT);
                 let c = CString::new(name).unwrap_or_default();
-                ffi::luaL_loadbufferx(
-                    L,
-                    code.as_ptr() as *const c_char,
-                    code.len(),
-                    c.as_ptr(),
-                    std::ptr::null(),
-                )
+                crate::lua::codecache::load_static(L, &c, code)
             };
             if status != ffi::LUA_OK {
                 return Err(format!("Can't load {} : {}", loader, error_text(L)));

@@ -484,25 +484,3 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_core(L: *mut lua_State) -> c_int 
         1
     }
 }
-
-unsafe extern "C-unwind" fn l_noop(_L: *mut lua_State) -> c_int {
-    0
-}
-
-/// `require "skynet.codecache"`: upstream's fallback without its patched Lua.
-///
-/// # Safety
-/// `L` must be a valid Lua state of this runtime.
-pub unsafe extern "C-unwind" fn luaopen_skynet_codecache(L: *mut lua_State) -> c_int {
-    // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
-    unsafe {
-        ffi::lua_createtable(L, 0, 3);
-        ffi::lua_pushcfunction(L, l_noop);
-        ffi::lua_setfield(L, -2, c"clear".as_ptr());
-        ffi::lua_pushcfunction(L, l_noop);
-        ffi::lua_setfield(L, -2, c"mode".as_ptr());
-        ffi::lua_getglobal(L, c"loadfile".as_ptr());
-        ffi::lua_setfield(L, -2, c"loadfile".as_ptr());
-        1
-    }
-}

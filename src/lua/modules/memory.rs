@@ -1,5 +1,6 @@
 //! `skynet.memory` (2016: `memory`): memory figures. Without jemalloc, "total" is the
-//! bytes held by every Lua state of the process and "current" this service's own.
+//! bytes held by every Lua state of the process (with the compiled code they share) and
+//! "current" this service's own.
 
 use crate::lua::host::{lua_service, TOTAL_LUA_MEMORY};
 use mlua::ffi::{self, lua_State};
@@ -9,10 +10,9 @@ use std::sync::atomic::Ordering;
 unsafe extern "C-unwind" fn l_total(L: *mut lua_State) -> c_int {
     // SAFETY: Lua calls this C function with a valid `L`, on the thread running it.
     unsafe {
-        ffi::lua_pushinteger(
-            L,
-            TOTAL_LUA_MEMORY.load(Ordering::Relaxed) as ffi::lua_Integer,
-        );
+        let total =
+            TOTAL_LUA_MEMORY.load(Ordering::Relaxed) + crate::lua::codecache::shared_bytes();
+        ffi::lua_pushinteger(L, total as ffi::lua_Integer);
         1
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod datasheet;
 pub mod debugchannel;
+pub(crate) mod ltls;
 pub(crate) mod memory;
 pub mod mongo;
 pub(crate) mod multicast;
@@ -46,6 +47,8 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
         multicast::luaopen_skynet_multicast_core,
     ),
     (c"skynet.stm", stm::luaopen_skynet_stm),
+    (c"ltls.c", ltls::luaopen_ltls_c),
+    (c"ltls.init.c", ltls::luaopen_ltls_init_c),
     (
         c"skynet.sharedata.core",
         sharedata::luaopen_skynet_sharedata_core,

@@ -222,7 +222,7 @@ unsafe extern "C-unwind" fn l_wrap_call(L: *mut lua_State) -> c_int {
         let co = ffi::lua_tothread(L, ffi::lua_upvalueindex(1));
         ffi::lua_settop(L, 2); // false, error object
         if ffi::lua_status(co) != ffi::LUA_OK && ffi::lua_status(co) != ffi::LUA_YIELD {
-            ffi::lua_closethread(co, L);
+            skynet_lua54::lua_closethread(co as *mut _, L as *mut _);
         }
         if ffi::lua_type(L, 2) == ffi::LUA_TSTRING {
             ffi::luaL_where(L, 1);
