@@ -153,3 +153,77 @@ fn redis_real_server_and_hostile_peers() {
     // the hostile replies were logged as connection errors, not panics
     assert!(!log.contains("panicked"), "{log}");
 }
+
+// ---------------------------------------------------------------------------------
+// mysql (MariaDB)
+// ---------------------------------------------------------------------------------
+
+/// A throwaway MariaDB: data dir initialised here, user `app`/`apppw` with
+/// mysql_native_password (MariaDB's default), database `skytest`, 64 MiB packets.
+fn start_mariadb() -> Option<(Server, u16)> {
+    let server = find_binary(&["mariadbd", "mysqld"])?;
+    let install = find_binary(&["mariadb-install-db", "mysql_install_db"])?;
+    let dir = TempDir::new("mariadb");
+    let data = dir.path().join("data");
+    let out = Command::new(install)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--user={}", whoami()))
+        .arg("--auth-root-authentication-method=normal")
+        .arg("--skip-test-db")
+        .output()
+        .expect("run mariadb-install-db");
+    assert!(
+        out.status.success(),
+        "mariadb-install-db: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let init = dir.write(
+        "init.sql",
+        "CREATE DATABASE skytest;\n\
+         CREATE USER 'app'@'%' IDENTIFIED BY 'apppw';\n\
+         GRANT ALL ON *.* TO 'app'@'%';\n",
+    );
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("mariadb.log")).unwrap();
+    let mut child = Command::new(server)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--user={}", whoami()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--socket={}", dir.path().join("sock").display()))
+        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+        .arg("--skip-name-resolve")
+        .arg("--max-allowed-packet=64M")
+        .arg("--innodb-buffer-pool-size=16M")
+        .arg(format!("--init-file={}", init.display()))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn mariadbd");
+    wait_port(port, &mut child, "mariadbd");
+    Some((Server { child, _dir: dir }, port))
+}
+
+fn whoami() -> String {
+    // SAFETY: getuid/getpwuid on this thread; the name is copied out at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() {
+            return "root".into();
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+#[test]
+fn mysql_real_server_big_packets_and_hostile_peers() {
+    let Some((_server, port)) = start_mariadb() else {
+        return skip("mariadb-server");
+    };
+    run_lua_test("t_db_mysql", "MYSQL", &format!("mysql_port = {port}"));
+}

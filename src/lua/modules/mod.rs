@@ -10,6 +10,7 @@ pub mod debugchannel;
 pub(crate) mod memory;
 pub mod mongo;
 pub(crate) mod multicast;
+pub mod mysqlaux;
 pub mod netpack;
 pub(crate) mod profile;
 pub mod seri;
@@ -46,6 +47,8 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
         multicast::luaopen_skynet_multicast_core,
     ),
     (c"skynet.stm", stm::luaopen_skynet_stm),
+    (c"skynet.mysqlaux", mysqlaux::luaopen_skynet_mysqlaux),
+    (c"skynet.mysqlaux.c", mysqlaux::luaopen_skynet_mysqlaux),
     (
         c"skynet.sharedata.core",
         sharedata::luaopen_skynet_sharedata_core,
