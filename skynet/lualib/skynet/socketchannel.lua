@@ -143,10 +143,12 @@ local function dispatch_by_order(self, so)
 				self.__result[w.co] = socket_error
 				self.__data[w.co] = msg
 				skynet.wakeup(w.co)
+				-- waiters first: closing the socket runs the onclose callback,
+				-- which would fail them without the message
+				fail_all(self, msg, so)
 				if self.__sock == so then
 					drop_socket(self)
 				end
-				fail_all(self, msg, so)
 				return
 			end
 		end
@@ -161,10 +163,10 @@ local function dispatch_by_session(self, so)
 		local ok, session, result, data, more = pcall(response, so)
 		if not ok then
 			local msg = (session ~= socket_error) and tostring(session) or nil
+			fail_all(self, msg, so) -- before the close (see dispatch_by_order)
 			if self.__sock == so then
 				drop_socket(self)
 			end
-			fail_all(self, msg, so)
 			return
 		end
 		local co = session and self.__session[session]

@@ -7,6 +7,7 @@ pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod datasheet;
 pub mod debugchannel;
+pub mod md5;
 pub(crate) mod memory;
 pub mod mongo;
 pub(crate) mod multicast;
@@ -48,6 +49,7 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     ),
     (c"skynet.stm", stm::luaopen_skynet_stm),
     (c"skynet.mysqlaux", mysqlaux::luaopen_skynet_mysqlaux),
+    (c"md5", md5::luaopen_md5),
     (c"skynet.mysqlaux.c", mysqlaux::luaopen_skynet_mysqlaux),
     (
         c"skynet.sharedata.core",
