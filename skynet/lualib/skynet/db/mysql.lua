@@ -252,10 +252,10 @@ local function parse_field(data)
 	local _
 	_, pos = lenenc_str(data, pos) -- org_name
 	_, pos = lenenc(data, pos) -- length of the fixed fields (0x0c)
-	local charsetnr, length, typ, flags, decimals = sunpack("<I2I4BI2B", data, pos)
+	-- charset (2 bytes) and display length (4) are skipped; then type, flags
+	local typ, flags = sunpack("<BI2", data, pos + 6)
 	col.type = typ
-	col.is_signed = flags & 0x20 == 0 or nil
-	col.charset, col.length, col.flags, col.decimals = charsetnr, length, flags, decimals
+	col.is_signed = flags & 0x20 == 0 or nil -- UNSIGNED_FLAG
 	return col
 end
 
@@ -731,7 +731,7 @@ local function bind(v)
 		end
 		return "\x05\0", spack("<d", v)
 	elseif t == "string" then
-		return "\xfd\0", lenenc_bytes(#v) .. v
+		return "\x0f\0", lenenc_bytes(#v) .. v
 	elseif t == "boolean" then
 		return "\x01\0", v and "\1" or "\0"
 	elseif t == "nil" then
