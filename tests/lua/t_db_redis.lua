@@ -247,6 +247,17 @@ local function test_hostile()
 	end)
 	ok, err = within(10, "half reply during auth", redis.connect, { host = "127.0.0.1", port = p2, auth = "x", db = 1 })
 	check(not ok, "half reply during auth: " .. tostring(err))
+	-- AUTH answered, then the link drops before SELECT (upstream issue #1513: the
+	-- login's next request used to wait on its own reconnect)
+	local p2b, c2b = fake_peer(function(fd)
+		for _ = 1, 4 do -- *2 $4 AUTH $1 x
+			socket.readline(fd, "\r\n")
+		end
+		socket.write(fd, "+OK\r\n")
+	end)
+	ok, err = within(10, "drop between AUTH and SELECT", redis.connect, { host = "127.0.0.1", port = p2b, auth = "x", db = 1 })
+	check(not ok, "drop between AUTH and SELECT: " .. tostring(err))
+	c2b()
 	-- garbage and absurd lengths: an error naming the problem; the link is closed and
 	-- the next call reconnects
 	local replies = {
