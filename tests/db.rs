@@ -238,7 +238,68 @@ fn mysql_real_server_big_packets_and_hostile_peers() {
     let Some((_server, port)) = start_mariadb() else {
         return skip("mariadb-server");
     };
-    run_lua_test("t_db_mysql", "MYSQL", &format!("mysql_port = {port}"));
+    // caching_sha2_password's full authentication is checked with openssl: a key
+    // pair made here, the ciphers the fake server received decrypted by openssl.
+    let keys = TempDir::new("rsa");
+    let key = keys.path().join("key.pem");
+    let public = keys.path().join("pub.pem");
+    let cipher = keys.path().join("cipher");
+    let have_openssl = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+        && Command::new("openssl")
+            .args(["rsa", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    let extra = if have_openssl {
+        format!(
+            "mysql_port = {port}\nmysql_rsa_pem = \"{}\"\nmysql_rsa_out = \"{}\"",
+            public.display(),
+            cipher.display()
+        )
+    } else {
+        skip("openssl (for the caching_sha2_password RSA check)");
+        format!("mysql_port = {port}")
+    };
+    run_lua_test("t_db_mysql", "MYSQL", &extra);
+    if have_openssl {
+        // the fake server's scramble, XORed with "pw\0"
+        let scramble = b"abcdefghijklmnopqrst";
+        let want: Vec<u8> = b"pw\0"
+            .iter()
+            .zip(scramble.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        for n in 1..=2 {
+            let file = format!("{}{n}", cipher.display());
+            let out = Command::new("openssl")
+                .args([
+                    "pkeyutl",
+                    "-decrypt",
+                    "-pkeyopt",
+                    "rsa_padding_mode:oaep",
+                    "-inkey",
+                ])
+                .arg(&key)
+                .args(["-in", &file])
+                .output()
+                .expect("openssl pkeyutl");
+            assert!(
+                out.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, want, "cipher {n}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------

@@ -12,7 +12,8 @@
 //! * [`hashkey`]: skynet's 8-byte string hash (djb2 and JS hashes side by side);
 //! * [`dh`]: the 64-bit Diffie-Hellman of `dhexchange`/`dhsecret`;
 //! * [`base64`], [`hex`]: the text encodings, with upstream's decoder leniencies;
-//! * [`xor`]: `xor_str`; [`random`]: `randomkey`.
+//! * [`xor`]: `xor_str`; [`random`]: `randomkey`;
+//! * [`rsa`]: RSA-OAEP public-key encryption (MySQL's `caching_sha2_password`).
 //!
 //! # Design
 //!
@@ -46,6 +47,7 @@ pub mod hmac;
 pub mod md5;
 mod padding;
 pub mod random;
+pub mod rsa;
 pub mod sha1;
 pub mod sha256;
 pub mod xor;

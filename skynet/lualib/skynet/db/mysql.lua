@@ -3,7 +3,7 @@
 --   local mysql = require "skynet.db.mysql"
 --   local db = mysql.connect { host, port = 3306, user, password, database,
 --       charset = "utf8mb4", max_packet_size = 1024 * 1024, compact_arrays = false,
---       on_connect = function(db) ... end }
+--       on_connect = function(db) ... end, server_public_key = pem (optional) }
 --   db:query(sql)             -> rows | ok-table | { res1, res2, multiresultset = true }
 --                                | { badresult = true, errno, sqlstate, err }
 --   db:prepare(sql)           -> stmt { prepare_id, param_count, field_count, params, fields }
@@ -17,9 +17,10 @@
 --   both directions, so statements and values beyond 16 MiB work. Every reply packet
 --   must carry the next sequence id.
 -- * Login: Handshake v10; the reply is computed for the server's auth plugin:
---   mysql_native_password, caching_sha2_password (fast path: the server has the
---   password cached; its full path needs TLS or RSA and is refused with a clear
---   error), auth switch requests for either.
+--   mysql_native_password, caching_sha2_password (fast path when the server has the
+--   password cached; otherwise the full path: the password XOR the scramble,
+--   RSA-OAEP encrypted with the server's public key, fetched from the server unless
+--   opts.server_public_key (PEM) is given), auth switch requests for either.
 -- * max_packet_size: sent to the server as upstream does, and the largest reply
 --   payload we accept when given (default: 1 GiB, MySQL's largest max_allowed_packet;
 --   the handshake value then stays upstream's 1 MiB).
@@ -579,7 +580,7 @@ local function parse_handshake(self, packet)
 	return part1 .. part2, plugin, caps
 end
 
-local function login(self, user, password, charset, database, on_connect)
+local function login(self, user, password, charset, database, on_connect, server_key)
 	return function(ch)
 		local st = { seq = 0, limit = self._reply_limit }
 		local greeting = ch:response(guarded(function(so)
@@ -630,9 +631,29 @@ local function login(self, user, password, charset, database, on_connect)
 				if status == 3 then -- fast auth succeeded; the OK follows
 					packet = ch:response(raw_reader(st))
 				elseif status == 4 then
-					bad("caching_sha2_password full authentication for user %q needs TLS or RSA, "
-						.. "which this client does not do: log in once with the mysql client "
-						.. "(the server then caches the password) or use mysql_native_password", user)
+					-- full authentication on a plain link: the password, XORed with
+					-- the scramble, RSA-encrypted with the server's public key
+					local pem = server_key
+					if not pem then
+						packets, st.seq = compose("\2", st.seq) -- request the key
+						local more = ch:request(packets, raw_reader(st))
+						if byte(more) ~= 0x01 then
+							bad "no public key from the server for caching_sha2_password"
+						end
+						pem = sub(more, 2)
+					end
+					local secret = password .. "\0"
+					local mixed = {}
+					for i = 1, #secret do
+						local k = byte(scramble, (i - 1) % #scramble + 1)
+						mixed[i] = char(byte(secret, i) ~ k)
+					end
+					local ok, cipher = pcall(aux.rsa_encrypt, pem, concat(mixed))
+					if not ok then
+						bad("caching_sha2_password: %s", tostring(cipher))
+					end
+					packets, st.seq = compose(cipher, st.seq)
+					packet = ch:request(packets, raw_reader(st))
 				else
 					bad("unexpected caching_sha2_password status %s", tostring(status))
 				end
@@ -661,7 +682,7 @@ function mysql.connect(opts)
 		host = opts.host,
 		port = opts.port or 3306,
 		auth = login(self, opts.user or "", opts.password or "", charset, opts.database or "",
-			opts.on_connect),
+			opts.on_connect, opts.server_public_key),
 		overload = opts.overload,
 	}
 	self.sockchannel = ch
