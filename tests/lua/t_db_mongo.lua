@@ -238,6 +238,14 @@ local function main()
 	end
 	eq(left, 0, "all waiters released")
 	c:disconnect()
+	-- a replica-set list whose first host is down: the next one is used
+	local rs = mongo.client { rs = {
+		{ host = "127.0.0.1", port = 1, username = conf.username, password = conf.password },
+		{ host = "127.0.0.1", port = port },
+	} }
+	eq(rs:runCommand("ismaster").ok, 1, "replica set: the next host")
+	eq(rs.port, 1, "client keeps its configured first host")
+	rs:disconnect()
 	-- nobody there
 	local okc, errc = pcall(mongo.client, { host = "127.0.0.1", port = 1 })
 	check(not okc and tostring(errc):find("Connect to 127.0.0.1:1 failed", 1, true), "refused: " .. tostring(errc))
