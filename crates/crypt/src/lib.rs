@@ -7,12 +7,13 @@
 //!
 //! * [`des`]: DES-ECB, completing the last block with one of skynet's two [`Padding`]
 //!   modes;
-//! * [`sha1`]: SHA-1; [`hmac`]: HMAC-SHA1 and skynet's 64-bit MACs (`hmac64`,
+//! * [`sha1`]: SHA-1; [`sha256`]: SHA-256 (for MySQL's `caching_sha2_password`); [`hmac`]: HMAC-SHA1 and skynet's 64-bit MACs (`hmac64`,
 //!   `hmac64_md5`, `hmac_hash`), built on [`md5`];
 //! * [`hashkey`]: skynet's 8-byte string hash (djb2 and JS hashes side by side);
 //! * [`dh`]: the 64-bit Diffie-Hellman of `dhexchange`/`dhsecret`;
 //! * [`base64`], [`hex`]: the text encodings, with upstream's decoder leniencies;
-//! * [`xor`]: `xor_str`; [`random`]: `randomkey`.
+//! * [`xor`]: `xor_str`; [`random`]: `randomkey`;
+//! * [`rsa`]: RSA-OAEP public-key encryption (MySQL's `caching_sha2_password`).
 //!
 //! # Design
 //!
@@ -46,7 +47,9 @@ pub mod hmac;
 pub mod md5;
 mod padding;
 pub mod random;
+pub mod rsa;
 pub mod sha1;
+pub mod sha256;
 pub mod xor;
 
 pub use base64::{base64_decode, base64_encode};

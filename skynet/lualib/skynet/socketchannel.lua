@@ -11,11 +11,18 @@
 -- One dispatcher coroutine per live connection reads responses and wakes the
 -- waiting requesters. A socket failure wakes every waiter with `socketchannel.error`
 -- and drops the connection; the next request reconnects (host, then desc.backup).
+-- Every waiter remembers the socket its request went out on (__wait_so), and a dead
+-- socket fails exactly its own waiters, whoever notices first (dispatcher, close
+-- callback, failed write): none is left waiting on a socket nobody reads, and a
+-- late failure never hits waiters of the next connection.
+-- desc.limit (bytes) bounds what may sit unread in the socket's buffer while no
+-- fixed-size read is pending (e.g. a line that never ends): beyond it the socket is
+-- closed (socket.limit).
 --
 -- Fields: __host/__port/__backup/__auth/__response/__nodelay;
 -- __sock (false or { fd } with read/readline methods), __closed,
 -- __order (queue of { fn, co }), __session (session -> co), __result/__data
--- (per waiting coroutine), __connecting (waiters while a connect is in progress),
+-- (per waiting coroutine), __wait_so (co -> its socket), __connecting (waiters while a connect is in progress),
 -- __idle (order-mode dispatcher parked on an empty queue), __auth_co.
 
 local skynet = require "skynet"
@@ -65,12 +72,14 @@ function socketchannel.channel(desc)
 		__auth = desc.auth,
 		__response = desc.response,
 		__nodelay = desc.nodelay,
+		__limit = desc.limit,
 		__sock = false,
 		__closed = false,
 		__order = {},
 		__session = {},
 		__result = {},
 		__data = {},
+		__wait_so = {},
 		__connecting = false,
 		__idle = false,
 		__auth_co = false,
@@ -78,19 +87,28 @@ function socketchannel.channel(desc)
 	return setmetatable(c, channel_meta)
 end
 
--- Wake every waiting requester with a socket error.
-local function fail_all(self, msg)
+-- Wake the requesters waiting on socket `so` (every one when `so` is nil) with a
+-- socket error.
+local function fail_all(self, msg, so)
+	local wait_so = self.__wait_so
+	local keep = {}
 	for _, w in ipairs(self.__order) do
-		self.__result[w.co] = socket_error
-		self.__data[w.co] = msg
-		skynet.wakeup(w.co)
+		if so == nil or wait_so[w.co] == so then
+			self.__result[w.co] = socket_error
+			self.__data[w.co] = msg
+			skynet.wakeup(w.co)
+		else
+			keep[#keep + 1] = w
+		end
 	end
-	self.__order = {}
+	self.__order = keep
 	for session, co in pairs(self.__session) do
-		self.__result[co] = socket_error
-		self.__data[co] = msg
-		skynet.wakeup(co)
-		self.__session[session] = nil
+		if so == nil or wait_so[co] == so then
+			self.__result[co] = socket_error
+			self.__data[co] = msg
+			skynet.wakeup(co)
+			self.__session[session] = nil
+		end
 	end
 end
 
@@ -125,14 +143,17 @@ local function dispatch_by_order(self, so)
 				self.__result[w.co] = socket_error
 				self.__data[w.co] = msg
 				skynet.wakeup(w.co)
+				-- waiters first: closing the socket runs the onclose callback,
+				-- which would fail them without the message
+				fail_all(self, msg, so)
 				if self.__sock == so then
 					drop_socket(self)
 				end
-				fail_all(self, msg)
 				return
 			end
 		end
 	end
+	fail_all(self, nil, so)
 end
 
 local function dispatch_by_session(self, so)
@@ -142,10 +163,10 @@ local function dispatch_by_session(self, so)
 		local ok, session, result, data, more = pcall(response, so)
 		if not ok then
 			local msg = (session ~= socket_error) and tostring(session) or nil
+			fail_all(self, msg, so) -- before the close (see dispatch_by_order)
 			if self.__sock == so then
 				drop_socket(self)
 			end
-			fail_all(self, msg)
 			return
 		end
 		local co = session and self.__session[session]
@@ -168,6 +189,7 @@ local function dispatch_by_session(self, so)
 			skynet.wakeup(co)
 		end
 	end
+	fail_all(self, nil, so)
 end
 
 local function open_socket(self)
@@ -202,6 +224,9 @@ local function connect_once(self)
 	if self.__nodelay then
 		driver.nodelay(fd)
 	end
+	if self.__limit then
+		socket.limit(fd, self.__limit)
+	end
 	local so = setmetatable({ fd }, sock_meta)
 	self.__sock = so
 	-- The peer going away closes our end at once, even while the channel is idle
@@ -210,6 +235,7 @@ local function connect_once(self)
 		if self.__sock == so then
 			drop_socket(self)
 		end
+		fail_all(self, nil, so)
 	end)
 	skynet.fork(self.__response and dispatch_by_session or dispatch_by_order, self, so)
 	if self.__auth then
@@ -291,8 +317,9 @@ function channel:connect(once)
 	return block_connect(self, once)
 end
 
-local function wait_for_response(self, response)
+local function wait_for_response(self, response, so)
 	local co = running()
+	self.__wait_so[co] = so
 	if self.__response then
 		self.__session[response] = co
 	else
@@ -307,6 +334,7 @@ local function wait_for_response(self, response)
 	local result, data = self.__result[co], self.__data[co]
 	self.__result[co] = nil
 	self.__data[co] = nil
+	self.__wait_so[co] = nil
 	if result == socket_error then
 		if data then
 			error(data)
@@ -319,34 +347,46 @@ local function wait_for_response(self, response)
 	return data
 end
 
-local function send_failed(self)
-	drop_socket(self)
-	fail_all(self)
+local function send_failed(self, so)
+	if self.__sock == so then
+		drop_socket(self)
+	end
+	fail_all(self, nil, so)
 	error(socket_error)
 end
 
 function channel:request(request, response, padding)
 	assert(block_connect(self, true), "socketchannel: channel closed")
-	local fd = self.__sock[1]
+	-- The auth function's own requests skip block_connect's check: its link may
+	-- already be gone.
+	local so = self.__sock
+	if not so then
+		error(socket_error)
+	end
+	local fd = so[1]
 	if not socket.write(fd, request) then
-		send_failed(self)
+		send_failed(self, so)
 	end
 	if padding then
 		for _, p in ipairs(padding) do
 			if not socket.lwrite(fd, p) then
-				send_failed(self)
+				send_failed(self, so)
 			end
 		end
 	end
 	if response == nil then
 		return
 	end
-	return wait_for_response(self, response)
+	return wait_for_response(self, response, so)
 end
 
 function channel:response(response)
 	assert(block_connect(self), "socketchannel: channel closed")
-	return wait_for_response(self, response)
+	local so = self.__sock
+	if not so then
+		error(socket_error)
+	end
+	return wait_for_response(self, response, so)
 end
 
 function channel:close()

@@ -8,9 +8,11 @@ pub mod crypt;
 pub(crate) mod datasheet;
 pub mod debugchannel;
 pub(crate) mod ltls;
+pub mod md5;
 pub(crate) mod memory;
 pub mod mongo;
 pub(crate) mod multicast;
+pub mod mysqlaux;
 pub mod netpack;
 pub(crate) mod profile;
 pub mod seri;
@@ -49,6 +51,9 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"skynet.stm", stm::luaopen_skynet_stm),
     (c"ltls.c", ltls::luaopen_ltls_c),
     (c"ltls.init.c", ltls::luaopen_ltls_init_c),
+    (c"skynet.mysqlaux", mysqlaux::luaopen_skynet_mysqlaux),
+    (c"md5", md5::luaopen_md5),
+    (c"skynet.mysqlaux.c", mysqlaux::luaopen_skynet_mysqlaux),
     (
         c"skynet.sharedata.core",
         sharedata::luaopen_skynet_sharedata_core,
