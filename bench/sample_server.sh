@@ -5,10 +5,13 @@
 # CPU time (sum of its threads' on-CPU ns from /proc/PID/task/*/schedstat) and context
 # switches (voluntary + involuntary, /proc/PID/task/*/status), per request.
 # usage: bench/sample_server.sh [SERVER_BIN] [CLIENTS] [PINGS]
+# SAMPLE_ROOT=DIR runs another sample tree instead (e.g. the original skynet_sample with
+# its 2016 skynet built in DIR/skynet: SERVER_BIN=DIR/skynet/skynet); a sample that
+# ignores sample_port is found on the port its hub logs ("Listen ip:port").
 # Figure to beat (issue 14): the original skynet_sample on 2016 skynet used 0.42-0.47 s
 # of CPU and ~12,000 context switches for 50 clients x 400 pings (20,000 pings).
 set -e
-HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/.." && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "${SAMPLE_ROOT:-$HERE/..}" && pwd)
 SERVER=${1:-$ROOT/target/release/skynet}; CLIENTS=${2:-50}; PINGS=${3:-400}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); CONSOLE=$(free_port)
@@ -30,7 +33,8 @@ stats() {
 	echo "$cpu $cs"
 }
 set -- $(stats); CPU0=$1; CS0=$2
-OUT=$(sh "$HERE/sample_load.sh" "$ROOT" "$ROOT/proto" "$CLIENTS" "$PINGS" "$PORT")
+PORT=$(sed -n 's/.*Listen [0-9.]*:\([0-9]*\).*/\1/p' "$RUN/server.log" | head -1)
+OUT=$(sh "$HERE/sample_load.sh" "$HERE/.." "$ROOT/proto" "$CLIENTS" "$PINGS" "$PORT")
 set -- $(stats); CPU1=$1; CS1=$2
 N=$((CLIENTS * PINGS))
 echo "$OUT" | sed 's/^BENCH sample/BENCH sample_client/'
