@@ -49,17 +49,56 @@ local function close_link(reason)
 	skynet.exit()
 end
 
+-- Responses produced while more messages wait in our queue are gathered and written
+-- with one send once the queue is empty (or 64 KB gathered): concurrent callers cost
+-- one syscall and one wake-up of the peer per burst.
+local outq, nout, outbytes = {}, 0, 0
+local intcommand = require("skynet.core").intcommand
+
+local function flush()
+	if nout == 1 then
+		dsend(fd, outq[1])
+		outq[1] = nil
+	elseif nout > 1 then
+		dsend(fd, outq)
+		outq = {}
+	end
+	nout, outbytes = 0, 0
+end
+
+local flush_armed = false
+local function armed_flush()
+	flush_armed = false
+	if nout > 0 and not closed then
+		flush()
+	end
+end
+
+local function maybe_flush()
+	if nout > 0 and not closed and (outbytes >= 65536 or intcommand("STAT", "mqlen") == 0) then
+		flush()
+	elseif nout > 0 and not flush_armed then
+		-- a message that is not ours may come next: flush after it at the latest
+		flush_armed = true
+		skynet.timeout(0, armed_flush)
+	end
+end
+
 local function respond(session, ok, msg, sz)
 	if closed then
 		return
 	end
 	local r = packresponse(session, ok, msg, sz)
 	if type(r) == "table" then
+		flush()
 		for i = 1, #r do
 			dsend(fd, r[i])
 		end
 	else
-		dsend(fd, r)
+		nout = nout + 1
+		outq[nout] = r
+		outbytes = outbytes + #r
+		maybe_flush()
 	end
 end
 
@@ -274,6 +313,7 @@ skynet.register_protocol {
 		if kind then
 			EV[kind](...)
 		end
+		maybe_flush()
 	end,
 }
 

@@ -10,6 +10,7 @@
 -- Failures raise "call failed: <reason>" (the reason names the node); an unknown
 -- node raises at once (unless the cluster config says `__nowaiting = false`).
 local skynet = require "skynet"
+local core = require "skynet.cluster.core"
 
 local clusterd
 local cluster = {}
@@ -58,10 +59,21 @@ end
 
 -- One-way: never blocks. A send to a node whose sender is not known yet is queued
 -- while clusterd is asked; failures (unknown or unreachable node, full queue) are
--- logged and counted by the sender, since there is nobody to raise them to.
+-- logged and counted by the sender, since there is nobody to raise them to. A send
+-- to a sender that has more than `cluster_maxqueue` messages waiting raises an
+-- overload error instead, so the sender's queue stays bounded.
+local queuelen = core.queuelen
+local maxqueue = tonumber(skynet.getenv "cluster_maxqueue") or 65536
+local sends = 0
+
 function cluster.send(node, address, ...)
 	local s = sender[node]
 	if s then
+		sends = sends + 1
+		if sends & 63 == 0 and (queuelen(s) or 0) > maxqueue then
+			error(string.format("cluster.send to node [%s]: sender overloaded (%d messages queued, cluster_maxqueue is %d)",
+				node, queuelen(s) or 0, maxqueue), 2)
+		end
 		return skynet.send(s, "lua", "push", address, skynet.pack(...))
 	end
 	local q = pending[node]

@@ -18,7 +18,8 @@
 //! every field it reads (upstream reads a trace tag of a 0-byte body and a part
 //! header past the end). Extensions: `packrequest`/`packpush` also take the message
 //! as a string, `unpackresponse` also takes a `(lightuserdata, size)` block (netpack's
-//! frames, without making a string first).
+//! frames, without making a string first); `queuelen(handle)` reads a local service's
+//! queue length (the senders' bound, cluster.md §4).
 //!
 //! # Invariants
 //!
@@ -566,6 +567,23 @@ unsafe extern "C-unwind" fn l_nodename(L: *mut lua_State) -> c_int {
     1
 }
 
+/// `queuelen(handle)` (ours): messages waiting for local service `handle`, or nothing
+/// if there is no such service. `cluster.send` uses it to refuse work for a sender that
+/// is too far behind instead of letting its queue grow without bound.
+unsafe extern "C-unwind" fn l_queuelen(L: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua with its state.
+    unsafe {
+        let h = ffi::luaL_checkinteger(L, 1);
+        match u32::try_from(h).ok().and_then(crate::api::queue_len) {
+            Some(n) => {
+                ffi::lua_pushinteger(L, n as i64);
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
 /// `require "skynet.cluster.core"`.
 ///
 /// # Safety
@@ -586,6 +604,7 @@ pub unsafe extern "C-unwind" fn luaopen_skynet_cluster_core(L: *mut lua_State) -
                 (c"concat", l_concat),
                 (c"isname", l_isname),
                 (c"nodename", l_nodename),
+                (c"queuelen", l_queuelen),
             ],
         );
         1
