@@ -65,7 +65,7 @@ local stat = {
 	calls = 0, pushes = 0, replies = 0, errors = 0, timeouts = 0, dropped = 0,
 	connects = 0, failures = 0, maxqueue = 0,
 }
-local drop_logged, drop_unlogged = 0, 0
+local drop_logged, drop_unlogged = nil, 0
 
 local function prefix()
 	return string.format("cluster node [%s] (%s:%s)", node, tostring(host), tostring(port))
@@ -95,7 +95,7 @@ local function dropped(n, reason)
 	stat.dropped = stat.dropped + n
 	drop_unlogged = drop_unlogged + n
 	local t = now()
-	if t - drop_logged >= 100 then
+	if not drop_logged or t - drop_logged >= 100 then
 		skynet.error(string.format("%s: cluster.send dropped %d message(s) (%d in all): %s",
 			prefix(), drop_unlogged, stat.dropped, reason))
 		drop_logged = t

@@ -41,7 +41,8 @@ end
 -- ti: centiseconds (0 or nil: the config's cluster_timeout)
 function cluster.timeout_call(ti, node, address, ...)
 	local s = sender[node] or get_sender(node)
-	return skynet.call(s, "lua", "req", address, skynet.pack(...), ti)
+	local msg, sz = skynet.pack(...)
+	return skynet.call(s, "lua", "req", address, msg, sz, ti)
 end
 
 local function flush_pending(node)
