@@ -213,6 +213,8 @@ fn unknown_node_is_an_immediate_error_and_a_down_node_send_is_logged_and_counted
     skynet.error("REFUSED", ok, err, string.format("%.3f", elapsed(t0)))
     for i = 1, 5 do cluster.send("c", "@echo", "push", i) end
     skynet.sleep(20)
+    ok, err = pcall(cluster.open, "a")   -- already listening there
+    skynet.error("LISTEN AGAIN", ok, err)
     local st = cluster.stat("c")
     skynet.error("STAT dropped", st.dropped, "connected", st.connected)
     skynet.error("A DONE")
@@ -238,6 +240,8 @@ fn unknown_node_is_an_immediate_error_and_a_down_node_send_is_logged_and_counted
     );
     let l = a.wait_for("cluster.send dropped", T);
     assert!(l.contains("cluster node [c]"), "{l}");
+    let l = a.wait_for("LISTEN AGAIN", T);
+    assert!(l.contains("false call failed: cluster: listen on 127.0.0.1:"), "{l}");
     let l = a.wait_for("STAT dropped", T);
     assert!(l.contains("STAT dropped 5 connected false"), "{l}");
     a.stop();

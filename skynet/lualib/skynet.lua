@@ -197,13 +197,13 @@ local function dispatch_error_queue()
 		local session = err_q[err_h]
 		err_q[err_h] = nil
 		err_h = err_h + 1
+		local reason = err_reason[session]
+		if reason then
+			err_reason[session] = nil
+		end
 		local co = session_id_coroutine[session]
 		if co ~= nil and co ~= "BREAK" then
 			session_id_coroutine[session] = nil
-			local reason = err_reason[session]
-			if reason then
-				err_reason[session] = nil
-			end
 			running_thread = co
 			return suspend(co, co_resume(co, false, reason, nil, session))
 		end

@@ -11,6 +11,7 @@ local skynet = require "skynet"
 require "skynet.manager"
 local core = require "skynet.cluster.core"
 local socket = require "skynet.socket"
+local c = require "skynet.core"
 
 local config_name = skynet.getenv "cluster"
 local nodename = core.nodename()
@@ -186,9 +187,9 @@ function command.listen(source, addr, port, maxclient)
 		addr, port = split_address(address)
 		assert(port and port ~= 0, "cluster: bad listen address " .. address)
 	end
-	local id, realaddr, realport = socket.listen(addr, port)
-	if not id then
-		error(string.format("cluster: listen on %s:%s failed: %s", addr, port, realaddr))
+	local ok, id, realaddr, realport = pcall(socket.listen, addr, port)
+	if not ok or not id then
+		error(string.format("cluster: listen on %s:%s failed: %s", addr, port, tostring(ok and realaddr or id)), 0)
 	end
 	skynet.error(string.format("cluster listen on %s:%d", realaddr or addr, realport or port))
 	socket.start(id, accept(maxclient, string.format("%s:%d", addr, port)))
@@ -271,9 +272,20 @@ skynet.start(function()
 	loadconfig()
 	skynet.dispatch("lua", function(session, source, cmd, ...)
 		local f = command[cmd]
-		if not f then
-			error("clusterd: unknown command " .. tostring(cmd))
+		local ok, err = true, nil
+		if f then
+			ok, err = pcall(f, source, ...)
+		else
+			ok, err = false, "clusterd: unknown command " .. tostring(cmd)
 		end
-		f(source, ...)
+		if not ok then
+			-- the caller gets the reason ("call failed: <reason>"), not a bare failure
+			err = tostring(err)
+			skynet.error(err)
+			if session ~= 0 then
+				skynet.ignoreret()
+				c.send(source, skynet.PTYPE_ERROR, session, err)
+			end
+		end
 	end)
 end)
