@@ -241,7 +241,10 @@ fn unknown_node_is_an_immediate_error_and_a_down_node_send_is_logged_and_counted
     let l = a.wait_for("cluster.send dropped", T);
     assert!(l.contains("cluster node [c]"), "{l}");
     let l = a.wait_for("LISTEN AGAIN", T);
-    assert!(l.contains("false call failed: cluster: listen on 127.0.0.1:"), "{l}");
+    assert!(
+        l.contains("false call failed: cluster: listen on 127.0.0.1:"),
+        "{l}"
+    );
     let l = a.wait_for("STAT dropped", T);
     assert!(l.contains("STAT dropped 5 connected false"), "{l}");
     a.stop();
