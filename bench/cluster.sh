@@ -38,14 +38,16 @@ conf b cluster_server
 conf a cluster_client
 "$BIN" "$DIR/config.b" > "$DIR/b.log" 2>&1 &
 BPID=$!
+# node b goes whatever happens to this script (SIGTERM, then SIGKILL)
+stop_b() { kill $BPID 2>/dev/null; sleep 1; kill -9 $BPID 2>/dev/null; rm -rf "$DIR"; }
+trap stop_b EXIT INT TERM
 i=0
 until grep -q "BENCHNODE ready" "$DIR/b.log" 2>/dev/null; do
 	i=$((i + 1)); [ $i -gt 100 ] && { cat "$DIR/b.log"; kill $BPID; exit 1; }
 	sleep 0.1
 done
-"$BIN" "$DIR/config.a" > "$DIR/a.log" 2>&1 || true
-kill $BPID 2>/dev/null || true
-wait $BPID 2>/dev/null || true
+# the client gets a deadline too (a stuck case must not leave processes behind)
+timeout $((SECS * 10 + 60)) "$BIN" "$DIR/config.a" > "$DIR/a.log" 2>&1 || true
 grep -a "BENCH " "$DIR/a.log" | sed "s/.*BENCH/BENCH/"
 grep -q BENCHDONE "$DIR/a.log" || { echo "client failed:"; tail -20 "$DIR/a.log"; }
 rm -rf "$DIR"
