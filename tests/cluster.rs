@@ -326,6 +326,7 @@ fn peer_killed_mid_call_fails_with_the_reason_then_reconnects() {
     );
     a.wait_for("CALLING SLOW", T);
     std::thread::sleep(Duration::from_millis(200));
+    let linked = fd_count(a.pid());
     b.child.kill().unwrap();
     let _ = b.child.wait();
     let l = a.wait_for("KILLED", T);
@@ -335,6 +336,9 @@ fn peer_killed_mid_call_fails_with_the_reason_then_reconnects() {
     );
     let secs: f64 = l.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(secs < 5.0, "{l}");
+    // the dead link's fd is closed (b's agent link to a is gone too)
+    let n = wait_fds_at_most(a.pid(), linked - 1, Duration::from_secs(10));
+    assert!(n < linked, "fds {n}, {linked} with the link");
     let mut b2 = cl.start("b", "", "");
     let l = a.wait_for("RECONNECTED", T);
     assert!(l.contains("RECONNECTED true back"), "{l}");
@@ -487,9 +491,7 @@ fn hostile_frames_close_the_link_and_the_node_keeps_serving() {
 fn the_config_timeout_applies_to_every_call_and_late_replies_are_dropped() {
     let cl = Cluster::new("cluster_cfgtimeout", &["a", "b"], "");
     let mut b = cl.start("b", "", "");
-    let mut a = cl.start(
-        "a",
-        r#"
+    let body = r#"
     local t0 = skynet.hpc()
     local ok, err = pcall(cluster.call, "b", "@echo", "sleep", 150)
     skynet.error("SLOW", ok, err, string.format("%.2f", elapsed(t0)))
@@ -498,9 +500,15 @@ fn the_config_timeout_applies_to_every_call_and_late_replies_are_dropped() {
     skynet.sleep(150)   -- the slow reply arrives late and is dropped
     skynet.error("AFTER", cluster.call("b", "@echo", "echo", "fine"))
     skynet.error("TIMEOUTS", cluster.stat("b").timeouts)
-"#,
-        "cluster_timeout = 20\n",
-    );
+    -- reload: the node goes down (its link closes), then comes back
+    cluster.reload { b = false }
+    ok, err = pcall(cluster.call, "b", "@echo", "echo", "x")
+    skynet.error("DOWNED", ok, err)
+    cluster.reload { b = "127.0.0.1:BPORT" }
+    skynet.error("UPAGAIN", cluster.call("b", "@echo", "echo", "again"))
+"#
+    .replace("BPORT", &cl.port("b").to_string());
+    let mut a = cl.start("a", &body, "cluster_timeout = 20\n");
     let l = a.wait_for("SLOW", T);
     assert!(
         l.contains("false") && l.contains("timeout: no reply in 0.20 s"),
@@ -511,6 +519,12 @@ fn the_config_timeout_applies_to_every_call_and_late_replies_are_dropped() {
     a.wait_for("LONGER slept", T);
     a.wait_for("AFTER fine", T);
     a.wait_for("TIMEOUTS 1", T);
+    let l = a.wait_for("DOWNED", T);
+    assert!(
+        l.contains("false") && l.contains("cluster node [b]") && l.contains("is down"),
+        "{l}"
+    );
+    a.wait_for("UPAGAIN again", T);
     a.stop();
     b.stop();
 }
