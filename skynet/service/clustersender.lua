@@ -53,6 +53,7 @@ local backlog, nbacklog, backlog_bytes = {}, 0, 0	-- frames waiting for the link
 local backlog_kind = {}	-- i -> wire session of a request, or false for a push
 local wbuf = 0	-- unsent output in bytes, from WARNING reports
 local last_fail, last_reason = nil, nil	-- time and reason of the last failed connect
+local connect_started = 0	-- when the pending connect began
 
 local pend_src, pend_ses, pend_dl, pend_ti = {}, {}, {}, {}	-- wire session -> caller, caller's session, deadline, timeout
 local npend, ndl = 0, 0
@@ -214,6 +215,7 @@ local function connect()
 		return
 	end
 	fd = id
+	connect_started = now()
 end
 
 local function flush_backlog()
@@ -540,6 +542,13 @@ local function tick()
 					fail(cs, string.format("%s timeout: no reply in %.2f s", prefix(), pend_ti[cs] / 100))
 				end
 			end
+		end
+		if fd and not connected and heartbeat > 0 and t - connect_started >= 2 * heartbeat then
+			-- a connect that neither succeeds nor fails (a black-holed address)
+			last_fail = t
+			last_reason = string.format("connect timed out after %.2f s", (t - connect_started) / 100)
+			stat.failures = stat.failures + 1
+			link_down(last_reason)
 		end
 		if connected and heartbeat > 0 then
 			if hb_session then
