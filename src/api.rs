@@ -147,6 +147,13 @@ pub fn query_name(addr: &str) -> Option<u32> {
     }
 }
 
+/// Messages waiting in the queue of local service `handle` (None: no such service).
+/// Ours: lets a producer see that its consumer is falling behind (cluster senders).
+#[inline]
+pub fn queue_len(handle: u32) -> Option<usize> {
+    runtime::get().handles.grab(handle).map(|c| c.queue.len())
+}
+
 /// The harbor id of `handle` and whether it lives on another node (`skynet_isremote`).
 #[inline]
 pub fn is_remote(handle: u32) -> (u32, bool) {

@@ -67,6 +67,9 @@ local sleep_session = {}
 
 local wake_q, wake_h, wake_t = {}, 1, 0
 local err_q, err_h, err_t = {}, 1, 0
+-- session -> reason text of a PTYPE_ERROR that carried one (ours: cluster senders say
+-- why a remote call failed); upstream's errors are empty and give plain "call failed"
+local err_reason = {}
 local fork_q, fork_h, fork_t = {}, 1, 0
 
 local running_thread = nil
@@ -194,11 +197,15 @@ local function dispatch_error_queue()
 		local session = err_q[err_h]
 		err_q[err_h] = nil
 		err_h = err_h + 1
+		local reason = err_reason[session]
+		if reason then
+			err_reason[session] = nil
+		end
 		local co = session_id_coroutine[session]
 		if co ~= nil and co ~= "BREAK" then
 			session_id_coroutine[session] = nil
 			running_thread = co
-			return suspend(co, co_resume(co, false, nil, nil, session))
+			return suspend(co, co_resume(co, false, reason, nil, session))
 		end
 	end
 	err_h, err_t = 1, 0
@@ -422,6 +429,9 @@ function skynet.call(addr, typename, ...)
 	local ok, msg, sz = co_yield "SUSPEND"
 	watching_session[session] = nil
 	if not ok then
+		if msg then
+			error("call failed: " .. msg, 0)
+		end
 		error "call failed"
 	end
 	return p.unpack(msg, sz)
@@ -675,8 +685,11 @@ skynet.register_protocol {
 	name = "error",
 	id = PTYPE_ERROR,
 	unpack = function(...) return ... end,
-	dispatch = function(session, source)
+	dispatch = function(session, source, msg, sz)
 		session_coroutine_id[running_thread] = nil	-- skynet.ignoreret()
+		if session ~= 0 and sz and sz > 0 and watching_session[session] then
+			err_reason[session] = c.tostring(msg, sz)
+		end
 		return service_down(session, source)
 	end,
 }

@@ -156,6 +156,9 @@ local function yield_call(service, session)
 	local ok, msg, sz = co_yield "SUSPEND"
 	watching_session[session] = nil
 	if not ok then
+		if msg then
+			error("call failed: " .. msg, 0)
+		end
 		error "call failed"
 	end
 	return msg, sz

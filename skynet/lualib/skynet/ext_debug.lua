@@ -148,6 +148,9 @@ function api.tracecall(tag, addr, typename, msg, sz)
 	local ok, rmsg, rsz = co_yield "SUSPEND"
 	watching_session[session] = nil
 	if not ok then
+		if rmsg then
+			error("call failed: " .. rmsg, 0)
+		end
 		error "call failed"
 	end
 	c_trace(tag, "tracecall end")

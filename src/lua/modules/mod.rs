@@ -3,6 +3,7 @@
 //! [`crate::lua::host`]. Hot-path functions are raw `lua_CFunction`s over `mlua::ffi`.
 
 pub mod bson;
+pub mod cluster;
 pub(crate) mod core;
 pub mod crypt;
 pub(crate) mod datasheet;
@@ -38,6 +39,7 @@ pub(crate) const EXTRA_PRELOADS: &[(&CStr, lua_CFunction)] = &[
     (c"sproto.core", sproto::luaopen_sproto_core),
     (c"snapshot", snapshot::luaopen_snapshot),
     (c"skynet.crypt", crypt::luaopen_skynet_crypt),
+    (c"skynet.cluster.core", cluster::luaopen_skynet_cluster_core),
     (c"bson", bson::luaopen_bson),
     (
         c"skynet.debugchannel",
