@@ -8,16 +8,17 @@
 //! consecutive slot runs the slot's service goes to the global queue's tail instead,
 //! so busy pairs cannot starve the rest. Idle workers steal from other workers' slots.
 //!
-//! Wake-up policy (see docs/design/hot-path.md): pushing to the global queue wakes a
-//! sleeping worker only when one can help: no woken worker is still looking for work
-//! (`searching`: a wake-up is a token the woken worker holds until it finds work or
-//! sleeps again, so a burst of pushes wakes one worker, not one per push), and fewer
-//! workers are awake than the machine has cores (with `thread = 8` on 2 cores, a third
-//! awake worker only takes CPU time from the two running). A woken worker that finds
-//! work while more waits passes the token on (wakes the next), so parallelism ramps up
-//! under load. Filling a slot wakes nobody. The timer thread wakes a sleeper every tick
-//! while work is waiting anywhere, whatever the cap, as the fallback for workers stuck
-//! in long handlers. No spinning: 2 cores.
+//! Wake-up policy (see docs/design/hot-path.md): with no more workers than cores,
+//! pushing to the global queue wakes a sleeper whenever there is one. With more
+//! workers than cores (`thread = 8` on 2 cores: the sample's and most production
+//! configs), a push wakes one only when it can help: no woken worker is still looking
+//! for work (`searching`: a wake-up is a token the woken worker holds until it finds
+//! work or sleeps again, so a burst of pushes wakes one worker, not one per push), and
+//! fewer workers are awake than there are cores (a third awake worker on 2 cores only
+//! takes CPU time from the two running). A woken worker that finds work while more
+//! waits passes the token on, so parallelism ramps up under load. Filling a slot wakes
+//! nobody. The timer thread wakes a sleeper every tick while work is waiting anywhere,
+//! whatever the cap: the fallback for workers stuck in long handlers. No spinning.
 //!
 //! Batches: worker i takes `max(1, len >> weight)` messages of a queue per turn, where
 //! `len` is the backlog when the turn starts (so a turn is bounded by what was already
@@ -109,6 +110,9 @@ pub struct Scheduler {
     /// Workers that may be awake at once before a push stops waking more (the cores).
     awake_cap: usize,
     workers: usize,
+    /// More workers than cores: only then do the gate and the cap apply (with no more
+    /// workers than cores, every push wakes a sleeper, as measured best on 2 cores).
+    oversubscribed: bool,
     /// Wake-ups sent and not yet taken by a sleeper (each one a `searching` token).
     sleep_lock: Mutex<usize>,
     wake: Condvar,
@@ -119,16 +123,18 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(workers: usize) -> Scheduler {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Scheduler {
             global: CacheLine(Mutex::new(VecDeque::with_capacity(64))),
             queued: CacheLine(AtomicUsize::new(0)),
             slots: (0..workers).map(|_| Slot::default()).collect(),
             sleepers: CacheLine(AtomicUsize::new(0)),
             searching: CacheLine(AtomicUsize::new(0)),
-            awake_cap: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            awake_cap: cores,
             workers,
+            oversubscribed: workers > cores,
             sleep_lock: Mutex::new(0),
             wake: Condvar::new(),
             quit: CacheLine(AtomicBool::new(false)),
@@ -165,8 +171,9 @@ impl Scheduler {
     fn wake_if_useful(&self) {
         let sleepers = self.sleepers.load(Ordering::SeqCst);
         if sleepers > 0
-            && self.searching.load(Ordering::SeqCst) == 0
-            && self.workers - sleepers < self.awake_cap
+            && (!self.oversubscribed
+                || (self.searching.load(Ordering::SeqCst) == 0
+                    && self.workers - sleepers < self.awake_cap))
         {
             self.wake_searcher();
         }
