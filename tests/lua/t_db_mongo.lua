@@ -6,36 +6,9 @@ local mongo = require "skynet.db.mongo"
 local bson = require "bson"
 
 local port = tonumber(skynet.getenv "mongo_port")
-local failures = 0
-
-local function check(cond, what)
-	if not cond then
-		failures = failures + 1
-		skynet.error("MONGO FAIL " .. what)
-	end
-	return cond
-end
-
-local function eq(got, want, what)
-	return check(got == want, string.format("%s: got %s want %s", what, tostring(got), tostring(want)))
-end
-
-local function within(seconds, what, f, ...)
-	local done, res = false, nil
-	local args = table.pack(...)
-	skynet.fork(function()
-		res = table.pack(pcall(f, table.unpack(args, 1, args.n)))
-		done = true
-	end)
-	for _ = 1, seconds * 10 do
-		if done then
-			return table.unpack(res, 1, res.n)
-		end
-		skynet.sleep(10)
-	end
-	check(false, what .. ": still blocked after " .. seconds .. "s")
-	return false, "timeout"
-end
+package.path = SERVICE_PATH .. "?.lua;" .. package.path
+local U = require "t_db_util"("MONGO")
+local check, eq, within = U.check, U.eq, U.within
 
 local conf = { host = "127.0.0.1", port = port, username = "sky", password = "p@ss,w=rd" }
 
@@ -258,5 +231,5 @@ skynet.start(function()
 	check(ok, "raised: " .. tostring(err))
 	collectgarbage()
 	skynet.sleep(50)
-	skynet.error("MONGO DONE failures=" .. failures)
+	skynet.error("MONGO DONE failures=" .. U.failures)
 end)

@@ -7,19 +7,9 @@ local mysql = require "skynet.db.mysql"
 local aux = require "skynet.mysqlaux"
 
 local port = tonumber(skynet.getenv "mysql_port")
-local failures = 0
-
-local function check(cond, what)
-	if not cond then
-		failures = failures + 1
-		skynet.error("MYSQL FAIL " .. what)
-	end
-	return cond
-end
-
-local function eq(got, want, what)
-	return check(got == want, string.format("%s: got %s want %s", what, tostring(got), tostring(want)))
-end
+package.path = SERVICE_PATH .. "?.lua;" .. package.path
+local U = require "t_db_util"("MYSQL")
+local check, eq, within = U.check, U.eq, U.within
 
 local function dump(v)
 	if type(v) ~= "table" then
@@ -31,23 +21,6 @@ local function dump(v)
 	end
 	table.sort(t)
 	return "{" .. table.concat(t, ",") .. "}"
-end
-
-local function within(seconds, what, f, ...)
-	local done, res = false, nil
-	local args = table.pack(...)
-	skynet.fork(function()
-		res = table.pack(pcall(f, table.unpack(args, 1, args.n)))
-		done = true
-	end)
-	for _ = 1, seconds * 10 do
-		if done then
-			return table.unpack(res, 1, res.n)
-		end
-		skynet.sleep(10)
-	end
-	check(false, what .. ": still blocked after " .. seconds .. "s")
-	return false, "timeout"
 end
 
 local conf = { host = "127.0.0.1", port = port, user = "app", password = "apppw", database = "skytest" }
@@ -510,5 +483,5 @@ skynet.start(function()
 	check(ok, "raised: " .. tostring(err))
 	collectgarbage()
 	skynet.sleep(50)
-	skynet.error("MYSQL DONE failures=" .. failures)
+	skynet.error("MYSQL DONE failures=" .. U.failures)
 end)

@@ -7,19 +7,9 @@ local redis = require "skynet.db.redis"
 
 local port = tonumber(skynet.getenv "redis_port")
 local pass = skynet.getenv "redis_pass"
-local failures = 0
-
-local function check(cond, what)
-	if not cond then
-		failures = failures + 1
-		skynet.error("REDIS FAIL " .. what)
-	end
-	return cond
-end
-
-local function eq(got, want, what)
-	return check(got == want, string.format("%s: got %s want %s", what, tostring(got), tostring(want)))
-end
+package.path = SERVICE_PATH .. "?.lua;" .. package.path
+local U = require "t_db_util"("REDIS")
+local check, eq, within = U.check, U.eq, U.within
 
 -- A raw peer: `serve(fd)` runs for each accepted connection. Returns its port and a
 -- closer.
@@ -35,23 +25,6 @@ local function fake_peer(serve)
 	return p, function()
 		socket.close(lid)
 	end
-end
-
-local function within(seconds, what, f, ...)
-	local done, res = false, nil
-	local args = table.pack(...)
-	skynet.fork(function()
-		res = table.pack(pcall(f, table.unpack(args, 1, args.n)))
-		done = true
-	end)
-	for _ = 1, seconds * 10 do
-		if done then
-			return table.unpack(res, 1, res.n)
-		end
-		skynet.sleep(10)
-	end
-	check(false, what .. ": still blocked after " .. seconds .. "s")
-	return false, "timeout"
 end
 
 local function test_commands()
@@ -362,5 +335,5 @@ skynet.start(function()
 	check(ok, "raised: " .. tostring(err))
 	collectgarbage()
 	skynet.sleep(50)
-	skynet.error("REDIS DONE failures=" .. failures)
+	skynet.error("REDIS DONE failures=" .. U.failures)
 end)
