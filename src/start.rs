@@ -79,8 +79,20 @@ pub fn run(path: &str) -> Result<(), String> {
             unsafe { free_socket_message(m.data, m.size) };
         }
     });
-    match crate::socket::SocketServer::new(sink) {
-        Ok(s) => rt.install_socket_server(s),
+    // Idle workers poll the sockets themselves (see scheduler::Poller);
+    // `socket_thread = true` gives the socket server its own thread instead.
+    let socket_thread = env::get_or_default("socket_thread", "false") == "true";
+    let server = match socket_thread {
+        true => crate::socket::SocketServer::new(sink),
+        false => crate::socket::SocketServer::new_shared(sink),
+    };
+    match server {
+        Ok(s) => {
+            if !socket_thread {
+                rt.scheduler.set_poller(s.clone());
+            }
+            rt.install_socket_server(s)
+        }
         Err(e) => return Err(format!("Can't start the socket server: {e}")),
     }
 
@@ -145,6 +157,22 @@ pub fn run(path: &str) -> Result<(), String> {
     }
     finish(pidfile.as_deref());
     Ok(())
+}
+
+/// The shared-mode socket server as the workers' I/O loop.
+impl crate::scheduler::Poller for crate::socket::SocketServer {
+    fn poll(&self, park: bool, may_park: &dyn Fn() -> bool) -> bool {
+        crate::socket::SocketServer::poll(self, park, may_park)
+    }
+
+    fn unpark(&self) {
+        crate::socket::SocketServer::unpark(self)
+    }
+
+    fn stale(&self) -> bool {
+        // Two centiseconds: a poll gap of 10-20 ms before a sleeper takes over.
+        self.poll_stale(2)
+    }
 }
 
 /// Free an undeliverable socket message and the data block it carries.

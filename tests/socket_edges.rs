@@ -543,3 +543,82 @@ end)
     assert_eq!(read_n(&mut c, 5), b"again");
     wait_count(&mut sk, "ACCEPTED ", accepted + 1, TIMEOUT);
 }
+
+/// Idle workers poll the sockets themselves (no socket thread by default): the worker
+/// that read a socket runs its handler, so while that handler runs long another
+/// worker must take the poll over. Checked in both modes (`socket_thread = true`
+/// gives the socket server its own thread again): a 2 s handler on one connection
+/// does not hold up an echo on another.
+#[test]
+fn sockets_served_while_a_handler_runs_long() {
+    let main = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local lid, _, port = socket.listen("127.0.0.1", 0)
+    socket.start(lid, function(fd)
+        socket.start(fd)
+        while true do
+            local line = socket.readline(fd)
+            if not line then break end
+            socket.write(fd, line .. "\n")
+        end
+    end)
+    skynet.newservice("spin")
+    skynet.error("PORT " .. port)
+end)
+"#;
+    let spin = r#"
+local skynet = require "skynet"
+local socket = require "skynet.socket"
+skynet.start(function()
+    local lid, _, port = socket.listen("127.0.0.1", 0)
+    socket.start(lid, function(fd)
+        socket.start(fd)
+        socket.read(fd, 1)
+        -- Tell the peer straight through the fd: a log line would hand the logger to
+        -- another worker and mask a missing poll take-over.
+        socket.write(fd, "s")
+        local t = os.clock()
+        while os.clock() - t < 2 do end
+        skynet.error("SPIN end")
+        socket.write(fd, "x")
+    end)
+    skynet.error("SPINPORT " .. port)
+end)
+"#;
+    for mode in ["", "socket_thread = true"] {
+        let dir = TempDir::new("sockedge");
+        dir.write("main.lua", main);
+        dir.write("spin.lua", spin);
+        let conf = dir.write("config", &common::config_text(dir.path(), "main", mode));
+        let mut sk = Skynet::start(&conf, dir.path());
+        let port_of =
+            |line: String| -> u16 { line.rsplit(' ').next().unwrap().trim().parse().unwrap() };
+        let spin_port = port_of(sk.wait_for("SPINPORT ", TIMEOUT));
+        let port = port_of(sk.wait_for("] PORT ", TIMEOUT));
+        let mut echo = connect(port);
+        let mut busy = connect(spin_port);
+        // Warm the echo path, then start the long handler.
+        echo.write_all(b"warm\n").unwrap();
+        assert_eq!(read_n(&mut echo, 5), b"warm\n");
+        busy.write_all(b"!").unwrap();
+        assert_eq!(read_n(&mut busy, 1), b"s");
+        let t = Instant::now();
+        echo.write_all(b"ping\n").unwrap();
+        assert_eq!(read_n(&mut echo, 5), b"ping\n");
+        let took = t.elapsed();
+        sk.collect_for(Duration::from_millis(10));
+        assert_eq!(
+            count(&sk, "SPIN end"),
+            0,
+            "[{mode}] echo answered only after the spin"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "[{mode}] echo took {took:?} during a long handler"
+        );
+        assert_eq!(read_n(&mut busy, 1), b"x");
+        sk.wait_for("SPIN end", TIMEOUT);
+    }
+}

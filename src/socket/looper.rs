@@ -1,4 +1,5 @@
-//! The socket thread: an edge-triggered mio loop over every socket.
+//! The poll loop: an edge-triggered mio loop over every socket, turned by the socket
+//! thread or, in shared mode, by whichever thread holds it.
 //!
 //! Each loop turn: poll (no wait when the ready list is non-empty), handle events,
 //! take all queued requests, then give every socket on the ready list one more read
@@ -8,6 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -28,7 +30,7 @@ const UDP_MAX: usize = 65535;
 /// is dropped: a peer that never reads would otherwise hold it, and its fd, forever.
 const LINGER_CS: u64 = 3000;
 /// Idle time after which the socket thread trims its allocator heap.
-const TRIM_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+const TRIM_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -123,6 +125,11 @@ pub(crate) struct Looper {
     udp_buf: Vec<u8>,
     /// `srv.now_cs()` read once per loop turn (read/write timestamps for netstat).
     now: u64,
+    events: Events,
+    reqs: Vec<Req>,
+    /// Work since the allocator last trimmed this thread's heap.
+    untrimmed: bool,
+    linger_checked: u64,
 }
 
 enum After {
@@ -146,71 +153,98 @@ impl Looper {
             exiting: false,
             udp_buf: vec![0; UDP_MAX + 1],
             now: 0,
+            events: Events::with_capacity(1024),
+            reqs: Vec::new(),
+            untrimmed: false,
+            linger_checked: 0,
         }
     }
 
+    /// Thread mode: turn until an `Exit` request, then close everything.
     pub(crate) fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
-        let mut reqs = Vec::new();
-        // Work since the allocator last trimmed this thread's heap: once idle for a
-        // second, hand its free pages (read buffers freed by the workers) back.
-        let mut untrimmed = false;
-        let mut linger_checked = 0u64;
         while !self.exiting {
-            let timeout = if !self.ready.is_empty() {
-                Some(std::time::Duration::ZERO)
-            } else if untrimmed || !self.lingering.is_empty() {
-                Some(TRIM_AFTER)
-            } else {
-                None
+            let t = self.idle_timeout();
+            self.turn(t);
+        }
+        self.close_all();
+    }
+
+    /// How long a turn may wait for events: not at all while sockets wait on the ready
+    /// list; a second while the heap is untrimmed or sockets linger; else forever.
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        if !self.ready.is_empty() {
+            Some(Duration::ZERO)
+        } else if self.untrimmed || !self.lingering.is_empty() {
+            Some(TRIM_AFTER)
+        } else {
+            None
+        }
+    }
+
+    /// One loop turn: poll (waiting at most `timeout`), handle the events, take every
+    /// queued request, then give each socket on the ready list one more read.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) {
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                eprintln!("socket-server: poll error: {e}");
+            }
+            return;
+        }
+        self.now = self.srv.now_cs();
+        if !self.lingering.is_empty() && self.now >= self.linger_checked + 100 {
+            self.linger_checked = self.now;
+            self.drop_stalled();
+        }
+        if self.events.is_empty() && timeout == Some(TRIM_AFTER) {
+            // Idle for a second: hand the heap's free pages (read buffers freed by the
+            // workers) back, once.
+            if self.untrimmed {
+                crate::message::trim_thread_heap();
+                self.untrimmed = false;
+            }
+            return;
+        }
+        self.untrimmed = true;
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            let hup = ev.is_read_closed() || ev.is_error();
+            self.on_event(
+                ev.token().0 as i32,
+                ev.is_readable() || hup,
+                hup,
+                ev.is_writable() || ev.is_error() || ev.is_write_closed(),
+            );
+        }
+        events.clear();
+        self.events = events;
+        let mut reqs = std::mem::take(&mut self.reqs);
+        self.srv.take_requests(&mut reqs);
+        for r in reqs.drain(..) {
+            self.request(r);
+        }
+        self.reqs = reqs;
+        let n = self.ready.len();
+        for _ in 0..n {
+            let Some(id) = self.ready.pop_front() else {
+                break;
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    eprintln!("socket-server: poll error: {e}");
-                }
-                continue;
-            }
-            self.now = self.srv.now_cs();
-            if !self.lingering.is_empty() && self.now >= linger_checked + 100 {
-                linger_checked = self.now;
-                self.drop_stalled();
-            }
-            if events.is_empty() && timeout == Some(TRIM_AFTER) {
-                if untrimmed {
-                    crate::message::trim_thread_heap();
-                    untrimmed = false;
-                }
-                continue;
-            }
-            untrimmed = true;
-            for ev in events.iter() {
-                if ev.token() == WAKER {
-                    continue;
-                }
-                let hup = ev.is_read_closed() || ev.is_error();
-                self.on_event(
-                    ev.token().0 as i32,
-                    ev.is_readable() || hup,
-                    hup,
-                    ev.is_writable() || ev.is_error() || ev.is_write_closed(),
-                );
-            }
-            self.srv.take_requests(&mut reqs);
-            for r in reqs.drain(..) {
-                self.request(r);
-            }
-            let n = self.ready.len();
-            for _ in 0..n {
-                let Some(id) = self.ready.pop_front() else {
-                    break;
-                };
-                if let Some(s) = self.get(id) {
-                    s.in_ready = false;
-                    self.readable(id);
-                }
+            if let Some(s) = self.get(id) {
+                s.in_ready = false;
+                self.readable(id);
             }
         }
-        // Exit: close everything without events.
+    }
+
+    /// Whether an `Exit` request was taken.
+    pub(crate) fn exiting(&self) -> bool {
+        self.exiting
+    }
+
+    /// Exit: close every socket, without events.
+    pub(crate) fn close_all(&mut self) {
         for slot in 0..MAX_SOCKET {
             if let Some(s) = self.socks[slot].take() {
                 self.free_slot(s);

@@ -1,21 +1,29 @@
-//! The socket server: one thread doing all network I/O for every service.
+//! The socket server: one poll loop doing all network I/O for every service.
 //!
 //! # Design
 //!
-//! * [`SocketServer::new`] spawns the socket thread (`looper.rs`), an edge-triggered
-//!   mio poll loop. Requests from any thread go through a mutex-protected queue plus a
+//! * The loop (`looper.rs`) is an edge-triggered mio poll loop, driven one of two ways.
+//!   [`SocketServer::new`] spawns a socket thread that runs it. [`SocketServer::new_shared`]
+//!   spawns nothing: callers turn it with [`SocketServer::poll`], one at a time (the
+//!   loop sits behind a mutex; `poll` only ever `try_lock`s it). The runtime uses
+//!   shared mode and lets an idle worker park in the poll, so a socket event is read
+//!   and its service run on the same thread, with no hand-off. Parking is announced
+//!   (`parked`) before the caller's last "any other work?" check, and
+//!   [`SocketServer::unpark`] writes the waker only when a poller is parked, so a
+//!   wake-up is never lost and never sent twice per park.
+//! * Requests from any thread go through a mutex-protected queue plus a
 //!   mio [`Waker`](mio::Waker); the waker is only written when the queue goes from
 //!   empty to non-empty, so bursts of requests cost one wake-up.
 //! * Events are delivered to the socket's owner through the [`Sink`] given at
-//!   construction, one call per event, immediately (never batched), so the runtime can
-//!   wake a worker at once. The payload is a [`crate::message::payload_alloc`] block
+//!   construction, one call per event, immediately (never batched), on the thread
+//!   turning the loop. The payload is a [`crate::message::payload_alloc`] block
 //!   holding a [`SocketMessage`] followed by at most 128 bytes of inline text
 //!   (`socket.md` §2). DATA/UDP data blocks are payload blocks owned by the receiver.
 //! * Socket ids: a global counter from 1 (wrapping inside the positive `i32` range);
 //!   an id is usable only if its slot `id % 65536` is free.
 //! * Every slot has a small mutex-protected [`SlotState`] shared between callers and
-//!   the socket thread: the id, a coarse state, the fd, the number of send requests in
-//!   flight and whether the socket thread holds unsent data. A send from any thread
+//!   the loop: the id, a coarse state, the fd, the number of send requests in
+//!   flight and whether the loop holds unsent data. A send from any thread
 //!   writes **directly** to the fd when nothing is in flight or queued (the common
 //!   request/response case costs no thread hop); otherwise, and for the leftover of a
 //!   partial direct write, it queues a request and bumps the in-flight count under the
@@ -32,12 +40,12 @@
 //!
 //! # Invariants
 //!
-//! * Only the socket thread creates or frees slot contents other than reserving an id;
+//! * Only the loop (whichever thread turns it) creates or frees slot contents other than reserving an id;
 //!   a slot is marked free (under its lock) before its fd is closed, so a direct write
 //!   never touches a recycled fd.
 //! * At most one CLOSE per socket; no event at all for a socket after its slot is free.
 //! * `SlotState::queued` counts `Send` requests of the slot's current id that the
-//!   socket thread has not yet taken; direct writes happen only when it is 0 and
+//!   loop has not yet taken; direct writes happen only when it is 0 and
 //!   `wb_nonempty` is false.
 
 mod looper;
@@ -46,7 +54,7 @@ pub mod sys;
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -235,7 +243,7 @@ pub struct SocketInfo {
     pub peer: Option<String>,
 }
 
-/// Requests executed by the socket thread.
+/// Requests executed by the loop.
 pub(crate) enum Req {
     Listen {
         id: i32,
@@ -289,6 +297,15 @@ pub struct SocketServer {
     reqs: Mutex<Vec<Req>>,
     waker: mio::Waker,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Shared mode: the loop, run by whichever thread holds this lock (None after exit).
+    looper: Mutex<Option<looper::Looper>>,
+    shared: bool,
+    /// Shared mode: a thread is blocked (or about to block) in the poll.
+    parked: AtomicBool,
+    /// An [`SocketServer::unpark`] wrote the waker since the last turn ended.
+    unpark_sent: AtomicBool,
+    /// [`SocketServer::now_cs`] when the last shared-mode turn ended.
+    turn_ended: AtomicU64,
     born: std::time::Instant,
     /// Services that ever asked for a socket (listen, connect, start, udp, bind), so
     /// [`SocketServer::close_owned`] costs nothing for the many that never did.
@@ -357,6 +374,23 @@ pub fn make_message(kind: i32, id: i32, ud: i32, buffer: *mut u8, text: &[u8]) -
 impl SocketServer {
     /// Create the server and spawn its thread.
     pub fn new(sink: Sink) -> io::Result<Arc<SocketServer>> {
+        let (srv, looper) = Self::build(sink, false)?;
+        let h = std::thread::Builder::new()
+            .name("socket".into())
+            .spawn(move || looper.run())?;
+        *srv.thread.lock() = Some(h);
+        Ok(srv)
+    }
+
+    /// Create the server in shared mode: no thread of its own; callers drive the loop
+    /// with [`SocketServer::poll`] (the runtime's idle workers do).
+    pub fn new_shared(sink: Sink) -> io::Result<Arc<SocketServer>> {
+        let (srv, looper) = Self::build(sink, true)?;
+        *srv.looper.lock() = Some(looper);
+        Ok(srv)
+    }
+
+    fn build(sink: Sink, shared: bool) -> io::Result<(Arc<SocketServer>, looper::Looper)> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), looper::WAKER)?;
         let slots = (0..MAX_SOCKET)
@@ -381,19 +415,75 @@ impl SocketServer {
             reqs: Mutex::new(Vec::new()),
             waker,
             thread: Mutex::new(None),
+            looper: Mutex::new(None),
+            shared,
+            parked: AtomicBool::new(false),
+            unpark_sent: AtomicBool::new(false),
+            turn_ended: AtomicU64::new(0),
             owners: Mutex::new(std::collections::HashSet::new()),
         });
-        let s2 = srv.clone();
-        let h = std::thread::Builder::new()
-            .name("socket".into())
-            .spawn(move || looper::Looper::new(s2, poll, sink).run())?;
-        *srv.thread.lock() = Some(h);
-        Ok(srv)
+        let looper = looper::Looper::new(srv.clone(), poll, sink);
+        Ok((srv, looper))
     }
 
-    /// Ask the socket thread to stop (closing every socket, no events) and wait for it.
+    /// Shared mode: run one loop turn on the calling thread, unless another thread is
+    /// running one (then return false at once). With `park` the turn may block until
+    /// an event, a request or [`SocketServer::unpark`]; `may_park` is asked after the
+    /// park is announced, so an `unpark` racing with it is never lost (the caller's
+    /// "is there other work" check goes there).
+    pub fn poll(&self, park: bool, may_park: &dyn Fn() -> bool) -> bool {
+        let Some(mut g) = self.looper.try_lock() else {
+            return false;
+        };
+        let Some(l) = g.as_mut() else {
+            return false;
+        };
+        if l.exiting() {
+            // `exit` is waiting for the lock: let it have the loop.
+            return false;
+        }
+        let mut timeout = match park {
+            true => l.idle_timeout(),
+            false => Some(std::time::Duration::ZERO),
+        };
+        if timeout != Some(std::time::Duration::ZERO) {
+            self.parked.store(true, Ordering::SeqCst);
+            if !may_park() {
+                timeout = Some(std::time::Duration::ZERO);
+            }
+        }
+        l.turn(timeout);
+        self.parked.store(false, Ordering::SeqCst);
+        self.unpark_sent.store(false, Ordering::Relaxed);
+        self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
+        true
+    }
+
+    /// Shared mode: end a parked [`SocketServer::poll`] early (one waker write per park).
+    pub fn unpark(&self) {
+        if self.parked.load(Ordering::SeqCst) && !self.unpark_sent.swap(true, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Shared mode: no thread is polling, and none has for at least `cs` centiseconds.
+    pub fn poll_stale(&self, cs: u64) -> bool {
+        self.shared
+            && !self.looper.is_locked()
+            && self.now_cs() >= self.turn_ended.load(Ordering::Relaxed) + cs
+    }
+
+    /// Ask the loop to stop, closing every socket without events, and wait for it.
     pub fn exit(&self) {
         self.push(Req::Exit);
+        if self.shared {
+            // Whoever polls takes the Exit (or we do); then nobody polls again.
+            let l = self.looper.lock().take();
+            if let Some(mut l) = l {
+                l.close_all();
+            }
+            return;
+        }
         let h = self.thread.lock().take();
         if let Some(h) = h {
             if h.thread().id() != std::thread::current().id() {
@@ -685,12 +775,24 @@ impl SocketServer {
         (self.born.elapsed().as_millis() / 10) as u64
     }
 
-    /// A snapshot of every socket (`netstat`); empty if the socket thread is gone.
+    /// A snapshot of every socket (`netstat`); empty if the loop is gone.
     pub fn info(&self) -> Vec<SocketInfo> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.push(Req::Info(tx));
-        rx.recv_timeout(std::time::Duration::from_secs(2))
-            .unwrap_or_default()
+        if !self.shared {
+            return rx
+                .recv_timeout(std::time::Duration::from_secs(2))
+                .unwrap_or_default();
+        }
+        // Shared mode: a parked poller answers; if nobody polls, turn the loop here.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < until {
+            self.poll(false, &|| false);
+            if let Ok(v) = rx.recv_timeout(std::time::Duration::from_millis(1)) {
+                return v;
+            }
+        }
+        Vec::new()
     }
 
     /// Number of sockets currently allocated (for tests and `info`).

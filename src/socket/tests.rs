@@ -14,9 +14,16 @@ struct Ev {
     ud: i32,
     data: Vec<u8>,
     text: String,
+    /// The thread that delivered the event.
+    thread: Option<String>,
 }
 
 fn server() -> (Arc<SocketServer>, Receiver<Ev>) {
+    let (sink, rx) = channel_sink();
+    (SocketServer::new(sink).unwrap(), rx)
+}
+
+fn channel_sink() -> (Sink, Receiver<Ev>) {
     let (tx, rx) = channel();
     let tx = parking_lot::Mutex::new(tx);
     let sink: Sink = Arc::new(move |owner, p, sz| {
@@ -45,9 +52,23 @@ fn server() -> (Arc<SocketServer>, Receiver<Ev>) {
             ud: m.ud,
             data,
             text,
+            thread: std::thread::current().name().map(str::to_string),
         });
     });
-    (SocketServer::new(sink).unwrap(), rx)
+    (sink, rx)
+}
+
+/// Shared mode, driven by a thread named "driver" that parks in `poll` until the
+/// server exits (poll returns false once the loop is gone).
+fn shared_server() -> (Arc<SocketServer>, Receiver<Ev>, std::thread::JoinHandle<()>) {
+    let (sink, rx) = channel_sink();
+    let srv = SocketServer::new_shared(sink).unwrap();
+    let s2 = srv.clone();
+    let driver = std::thread::Builder::new()
+        .name("driver".into())
+        .spawn(move || while s2.poll(true, &|| true) {})
+        .unwrap();
+    (srv, rx, driver)
 }
 
 fn next(rx: &Receiver<Ev>) -> Ev {
@@ -567,4 +588,62 @@ fn write_error_is_reported() {
     );
     assert!(!srv.send(id, Buffer::Slice(b"x")));
     srv.exit();
+}
+
+#[test]
+fn shared_mode_runs_on_the_polling_thread() {
+    let (srv, rx, driver) = shared_server();
+    let (lid, port) = listen(&srv, &rx, 7);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let id = accept(&srv, &rx, lid, 7);
+    c.write_all(b"hello").unwrap();
+    let e = next(&rx);
+    assert_eq!(
+        (e.kind, e.id, e.data.as_slice()),
+        (SOCKET_DATA, id, &b"hello"[..])
+    );
+    assert_eq!(e.thread.as_deref(), Some("driver"));
+    // Replies still go out directly from any thread.
+    assert!(srv.send(id, Buffer::Slice(b"back")));
+    let mut got = [0u8; 4];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"back");
+    srv.exit();
+    driver.join().unwrap();
+    // exit closed every socket: the listener refuses, the connection reads EOF.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(c.read(&mut got).unwrap(), 0);
+}
+
+#[test]
+fn shared_mode_one_poller_and_unpark() {
+    let (sink, _rx) = channel_sink();
+    let srv = SocketServer::new_shared(sink).unwrap();
+    let (tx, done) = channel();
+    let s2 = srv.clone();
+    let t = std::thread::spawn(move || {
+        let turned = s2.poll(true, &|| true);
+        tx.send(turned).unwrap();
+    });
+    // Parked: nothing happens until unpark, and nobody else gets the loop meanwhile.
+    assert!(done.recv_timeout(Duration::from_millis(100)).is_err());
+    assert!(
+        !srv.poll(false, &|| false),
+        "a second thread polled while one is parked"
+    );
+    srv.unpark();
+    assert!(done.recv_timeout(Duration::from_secs(5)).unwrap());
+    t.join().unwrap();
+    // may_park = false never blocks.
+    assert!(srv.poll(true, &|| false));
+    // With nobody polling, info still answers (the caller turns the loop).
+    let lid = srv.listen(3, "127.0.0.1", 0, 8).unwrap();
+    let info = srv.info();
+    assert!(
+        info.iter().any(|i| i.id == lid),
+        "listener missing from info"
+    );
+    srv.exit();
+    assert!(!srv.poll(false, &|| false), "polled after exit");
 }
