@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{config_text, fd_count, free_port, wait_fds_at_most, Skynet, TempDir};
+use common::{config_text, fd_count, free_port, tcp_sockets, wait_fds_at_most, Skynet, TempDir};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -525,6 +525,164 @@ fn the_config_timeout_applies_to_every_call_and_late_replies_are_dropped() {
         "{l}"
     );
     a.wait_for("UPAGAIN again", T);
+    a.stop();
+    b.stop();
+}
+
+/// A loopback address whose connects never complete: a listener with a backlog of 0
+/// that never accepts, its accept queue filled, so the kernel drops further SYNs and
+/// a connect stays in SYN_SENT (neither succeeds nor fails) for minutes. Returns the
+/// listener and the connections that fill it (keep both alive) and the port.
+fn black_hole() -> (socket2::Socket, Vec<TcpStream>, u16) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..16 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fill.push(s),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+                return (l, fill, addr.port());
+            }
+        }
+    }
+    panic!("the accept queue never filled: connects to it do not hang");
+}
+
+#[test]
+fn a_connect_that_never_completes_fails_naming_the_node_within_the_timeouts() {
+    let (_hole, _fill, hole) = black_hole();
+    let cl = Cluster::new(
+        "cluster_hole",
+        &["a", "t"],
+        &format!("hole = \"127.0.0.1:{hole}\"\n"),
+    );
+    // Heartbeat 0.5 s: a connect that hangs is given up after 2 x 0.5 s, with no call
+    // timeout configured. The waiting call and the pushes queued meanwhile fail with
+    // that reason; the next call tries again (and times out again, no hang).
+    let mut a = cl.start(
+        "a",
+        r#"
+    cluster.send("hole", "@echo", "push", "queued while connecting")
+    local t0 = skynet.hpc()
+    local ok, err = pcall(cluster.call, "hole", "@echo", "echo", "x")
+    skynet.error("HOLE1", ok, err, string.format("%.2f", elapsed(t0)))
+    skynet.sleep(20)
+    t0 = skynet.hpc()
+    ok, err = pcall(cluster.call, "hole", "@echo", "echo", "y")
+    skynet.error("HOLE2", ok, err, string.format("%.2f", elapsed(t0)))
+    local st = cluster.stat("hole")
+    skynet.error("STAT connects", st.connects, "failures", st.failures, "dropped", st.dropped,
+        "pending", st.pending, "backlog", st.backlog, "connected", st.connected)
+"#,
+        "cluster_heartbeat = 50\n",
+    );
+    // The default call timeout (cluster_timeout) also bounds a call whose link is
+    // still connecting, with the heartbeat (and so the connect timeout) off.
+    let mut t = cl.start(
+        "t",
+        r#"
+    local t0 = skynet.hpc()
+    local ok, err = pcall(cluster.call, "hole", "@echo", "echo", "x")
+    skynet.error("HOLE3", ok, err, string.format("%.2f", elapsed(t0)))
+    t0 = skynet.hpc()
+    ok, err = pcall(cluster.timeout_call, 10, "hole", "@echo", "echo", "z")
+    skynet.error("HOLE4", ok, err, string.format("%.2f", elapsed(t0)))
+"#,
+        "cluster_heartbeat = 0\ncluster_timeout = 30\n",
+    );
+    let prefix = format!("cluster node [hole] (127.0.0.1:{hole})");
+    let secs = |l: &str| -> f64 { l.rsplit(' ').next().unwrap().parse().unwrap() };
+    for tag in ["HOLE1", "HOLE2"] {
+        let l = a.wait_for(tag, T);
+        assert!(
+            l.contains(&format!(
+                "{tag} false call failed: {prefix} connect timed out after 1."
+            )),
+            "{l}"
+        );
+        assert!((0.95..4.0).contains(&secs(&l)), "{l}");
+    }
+    let l = a.wait_for("cluster.send dropped", T);
+    assert!(
+        l.contains(&prefix) && l.contains("connect timed out"),
+        "{l}"
+    );
+    let l = a.wait_for("STAT connects", T);
+    assert!(
+        l.contains("STAT connects 2 failures 2 dropped 1 pending 0 backlog 0 connected false"),
+        "{l}"
+    );
+    let l = t.wait_for("HOLE3", T);
+    assert!(
+        l.contains(&format!(
+            "HOLE3 false call failed: {prefix} timeout: no reply in 0.30 s"
+        )),
+        "{l}"
+    );
+    assert!((0.25..3.0).contains(&secs(&l)), "{l}");
+    let l = t.wait_for("HOLE4", T);
+    assert!(
+        l.contains(&format!(
+            "HOLE4 false call failed: {prefix} timeout: no reply in 0.10 s"
+        )),
+        "{l}"
+    );
+    assert!((0.05..3.0).contains(&secs(&l)), "{l}");
+    a.stop();
+    t.stop();
+}
+
+#[test]
+fn every_cluster_link_has_tcp_nodelay_on_both_ends() {
+    let cl = Cluster::new("cluster_nodelay", &["a", "b"], "");
+    let mut b = cl.start(
+        "b",
+        r#"
+    skynet.fork(function()
+        while not pcall(cluster.call, "a", "@echo", "echo") do skynet.sleep(5) end
+        skynet.error("B LINKED")
+    end)
+"#,
+        "",
+    );
+    let mut a = cl.start(
+        "a",
+        r#"
+    skynet.error("A LINKED", cluster.call("b", "@echo", "echo", "x"))
+"#,
+        "",
+    );
+    a.wait_for("A LINKED x", T);
+    b.wait_for("B LINKED", T);
+    // Each node holds its sender's link to the other (peer = the other's cluster
+    // port) and the link it accepted from the other (local = its own cluster port).
+    for (me, other, sk) in [("a", "b", &a), ("b", "a", &b)] {
+        let socks = tcp_sockets(sk.pid());
+        let (mine, theirs) = (cl.port(me), cl.port(other));
+        let sent: Vec<_> = socks
+            .iter()
+            .filter(|s| s.peer.map(|p| p.port()) == Some(theirs))
+            .collect();
+        let accepted: Vec<_> = socks
+            .iter()
+            .filter(|s| s.local.port() == mine && s.peer.is_some())
+            .collect();
+        assert_eq!(sent.len(), 1, "{me}'s sender link to {other}: {socks:?}");
+        assert_eq!(accepted.len(), 1, "{me}'s accepted link: {socks:?}");
+        for s in sent.iter().chain(&accepted) {
+            assert!(s.nodelay, "{me}: TCP_NODELAY not set on {s:?}");
+        }
+    }
     a.stop();
     b.stop();
 }
