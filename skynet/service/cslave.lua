@@ -311,7 +311,11 @@ skynet.start(function()
 
 	socket.write(master_fd, frame("H", harbor_id, address))
 	local ok, t, n = pcall(read_message, master_fd)
-	if not ok or t ~= "W" or math.type(n) ~= "integer" then
+	if ok and t == nil then
+		-- The master closes the connection when it refuses us (an id that registered
+		-- before, also one that went down since); the reason is in the master's log.
+		error(string.format("slave shakehand failed: the master closed the connection (harbor %d already registered?)", harbor_id))
+	elseif not ok or t ~= "W" or math.type(n) ~= "integer" then
 		error("slave shakehand failed: " .. tostring(t))
 	end
 	skynet.error(string.format("Waiting for %d harbors", n))
