@@ -3,8 +3,11 @@
 //! directions; every failure the spec defines (a frozen peer: call timeout and
 //! heartbeat; a send to a down node: logged and counted; an unknown node: an immediate
 //! error naming it; a peer killed mid-call: the reason, then a reconnect once it is
-//! back); hostile frames from a raw TCP client close that link with a log line and
-//! leave the node serving; fds come back when links close.
+//! back; a connect that never completes; a sender that falls behind its callers; a
+//! peer that stops reading); hostile frames from a raw TCP client, and hostile
+//! responses from a fake node, close that link with a log line and leave the node
+//! serving; fds come back when links close; both ends of every link have TCP_NODELAY
+//! (read from the kernel through duplicates of the node's fds).
 
 mod common;
 
@@ -443,6 +446,20 @@ fn hostile_frames_close_the_link_and_the_node_keeps_serving() {
             },
             "more multi-part data than announced",
         ),
+        (
+            "65 unfinished multi-parts",
+            {
+                let mut f = Vec::new();
+                for session in 1..=65u32 {
+                    f.extend_from_slice(&[0, 13, 1]);
+                    f.extend_from_slice(&10u32.to_le_bytes());
+                    f.extend_from_slice(&session.to_le_bytes());
+                    f.extend_from_slice(&100u32.to_le_bytes());
+                }
+                f
+            },
+            "too many unfinished multi-part requests",
+        ),
     ];
     for (what, frame, log) in &cases {
         let mut s = connect();
@@ -683,6 +700,214 @@ fn every_cluster_link_has_tcp_nodelay_on_both_ends() {
             assert!(s.nodelay, "{me}: TCP_NODELAY not set on {s:?}");
         }
     }
+    a.stop();
+    b.stop();
+}
+
+/// A fake node: accepts one link, reads one request frame and returns its session.
+fn accept_request(l: &std::net::TcpListener) -> (TcpStream, u32) {
+    let deadline = Instant::now() + T;
+    let mut s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "no connection from the sender");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    let mut body = vec![0u8; u16::from_be_bytes(head) as usize];
+    s.read_exact(&mut body).unwrap();
+    assert_eq!(body[0], 0x80, "a request by name: {body:?}");
+    let at = 2 + body[1] as usize;
+    (s, u32::from_le_bytes(body[at..at + 4].try_into().unwrap()))
+}
+
+/// A response frame: 2-byte big-endian length, session, type, data.
+fn response(session: u32, ty: u8, data: &[u8]) -> Vec<u8> {
+    let mut f = ((5 + data.len()) as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(&session.to_le_bytes());
+    f.push(ty);
+    f.extend_from_slice(data);
+    f
+}
+
+#[test]
+fn hostile_responses_close_the_link_and_fail_the_call_with_the_reason() {
+    let evil = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    evil.set_nonblocking(true).unwrap();
+    let port = evil.local_addr().unwrap().port();
+    let cl = Cluster::new(
+        "cluster_evil",
+        &["a"],
+        &format!("evil = \"127.0.0.1:{port}\"\n"),
+    );
+    // a calls the fake node once per case; each failure closes the link and the next
+    // call opens a new one.
+    let mut a = cl.start(
+        "a",
+        r#"
+    for i = 1, 6 do
+        local ok, err = pcall(cluster.call, "evil", "@x", "echo", i)
+        skynet.error("EVIL" .. i, ok, err)
+    end
+"#,
+        "cluster_maxmsg = 1000000\n",
+    );
+    let u32le = |n: u32| n.to_le_bytes().to_vec();
+    type Case = (Box<dyn Fn(u32) -> Vec<u8>>, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            Box::new(|_| vec![0, 3, 1, 2, 3]),
+            "sent a malformed response frame",
+        ),
+        (
+            Box::new(move |ses| response(ses, 2, &u32le(2_000_000))),
+            "sent a 2000000-byte response (cluster_maxmsg is 1000000)",
+        ),
+        (
+            Box::new(move |ses| {
+                let mut f = response(ses, 2, &10u32.to_le_bytes());
+                f.extend(response(ses, 3, &[b'x'; 20]));
+                f
+            }),
+            "sent more multi-part data than announced",
+        ),
+        (
+            Box::new(move |ses| {
+                let mut f = response(ses, 2, &100u32.to_le_bytes());
+                f.extend(response(ses, 4, &[b'x'; 10]));
+                f
+            }),
+            "sent a multi-part response of the wrong size",
+        ),
+        (
+            Box::new(move |ses| response(ses, 3, &[b'x'; 10])),
+            "sent a response part without its head",
+        ),
+    ];
+    let prefix = format!("cluster node [evil] (127.0.0.1:{port})");
+    for (i, (frames, reason)) in cases.iter().enumerate() {
+        let (mut s, session) = accept_request(&evil);
+        s.write_all(&frames(session)).unwrap();
+        assert!(closed_by_peer(&mut s), "{reason}: link not closed");
+        let l = a.wait_for(&format!("EVIL{} ", i + 1), T);
+        assert!(
+            l.contains(&format!("false call failed: {prefix} {reason}")),
+            "{l}"
+        );
+        let l = a.wait_for(&format!("{prefix} {reason}: closing the link"), T);
+        assert!(!l.is_empty());
+    }
+    // The same harness with a well-formed answer (skynet.pack "fine") succeeds.
+    let (mut s, session) = accept_request(&evil);
+    s.write_all(&response(session, 1, b"\x24fine")).unwrap();
+    a.wait_for("EVIL6 true fine", T);
+    assert!(!a.log().contains("panicked"), "{}", a.log());
+    a.stop();
+}
+
+#[test]
+fn a_sender_that_falls_behind_raises_overload_and_its_queue_stays_bounded() {
+    let cl = Cluster::new("cluster_overload", &["a", "b"], "");
+    let mut b = cl.start("b", "", "");
+    // One worker thread: the sender cannot run while the loop below sends, so its
+    // queue grows by one per send until cluster.send raises.
+    let mut a = cl.start(
+        "a",
+        r#"
+    cluster.call("b", "@echo", "echo")
+    local n = 0
+    local ok, err = pcall(function()
+        for i = 1, 100000 do
+            cluster.send("b", "@echo", "noop", i)
+            n = i
+        end
+    end)
+    skynet.error("OVERLOAD", ok, n, err)
+    skynet.error("AFTER", cluster.call("b", "@echo", "echo", "drained"))
+"#,
+        "thread = 1\ncluster_maxqueue = 100\n",
+    );
+    let l = a.wait_for("OVERLOAD", T);
+    assert!(
+        l.contains("OVERLOAD false")
+            && l.contains("cluster.send to node [b]: sender overloaded (")
+            && l.contains("messages queued, cluster_maxqueue is 100)"),
+        "{l}"
+    );
+    let n: usize = l.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!((100..=192).contains(&n), "{n} sends before the error: {l}");
+    a.wait_for("AFTER drained", T);
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn a_link_whose_peer_stops_reading_fails_calls_with_send_queue_full() {
+    let cl = Cluster::new("cluster_unread", &["a", "b"], "");
+    let mut b = cl.start("b", "", "");
+    let go = cl.path().join("frozen");
+    // cluster_queue = 100 KB: the socket layer's first unsent-bytes warning (1 MB) blocks
+    // the link. Heartbeats off, so only the queue limit can fail the call.
+    let body = r#"
+    cluster.call("b", "@echo", "echo")
+    skynet.error("LINKED")
+    while not io.open("GO") do skynet.sleep(5) end
+    local big = string.rep("x", 60000)
+    local sent = 0
+    for i = 1, 2000 do
+        cluster.send("b", "@echo", "noop", big)
+        sent = i
+        if i % 16 == 0 then
+            skynet.sleep(1)
+            if cluster.stat("b").unsent > 0 then break end
+        end
+    end
+    local st = cluster.stat("b")
+    skynet.error("PUSHED", sent, "unsent", st.unsent)
+    local ok, err = pcall(cluster.call, "b", "@echo", "echo", "blocked")
+    skynet.error("BLOCKED", ok, err)
+    for i = 1, 3 do cluster.send("b", "@echo", "noop", "dropped") end
+    skynet.sleep(1)
+    skynet.error("DROPPED", cluster.stat("b").dropped)
+    skynet.error("THAW NOW")
+    local r
+    for i = 1, 200 do
+        ok, r = pcall(cluster.call, "b", "@echo", "echo", "drained")
+        if ok then break end
+        skynet.sleep(5)
+    end
+    skynet.error("AFTER", ok, r)
+"#
+    .replace("GO", &go.display().to_string());
+    let mut a = cl.start(
+        "a",
+        &body,
+        "cluster_heartbeat = 0\ncluster_queue = 100000\n",
+    );
+    a.wait_for("LINKED", T);
+    signal(&b, libc::SIGSTOP);
+    std::fs::write(&go, "").unwrap();
+    let l = a.wait_for("PUSHED", T);
+    assert!(!l.contains("unsent 0"), "the link never backed up: {l}");
+    let l = a.wait_for("BLOCKED", T);
+    assert!(
+        l.contains("BLOCKED false call failed: cluster node [b] (127.0.0.1:")
+            && l.contains(") send queue full ("),
+        "{l}"
+    );
+    let l = a.wait_for("DROPPED", T);
+    let dropped: u64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(dropped >= 3, "{l}");
+    a.wait_for("THAW NOW", T);
+    signal(&b, libc::SIGCONT);
+    a.wait_for("AFTER true drained", T);
     a.stop();
     b.stop();
 }
