@@ -911,3 +911,44 @@ fn a_link_whose_peer_stops_reading_fails_calls_with_send_queue_full() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn a_remote_snax_service_is_called_and_posted_through_cluster_snax() {
+    let cl = Cluster::new("cluster_snax", &["a", "b"], "");
+    cl.dir.write(
+        "snaxping.lua",
+        r#"
+local skynet = require "skynet"
+local snax = require "skynet.snax"
+function response.ping(x) return "pong " .. x, skynet.self() end
+function accept.hello(x) skynet.error("SNAX HELLO", x) end
+function init() snax.enablecluster() end   -- cluster requests arrive as "lua"
+"#,
+    );
+    let snax = format!("snax = \"{}/?.lua\"\n", cl.path().display());
+    let mut b = cl.start(
+        "b",
+        r#"
+    local s = require("skynet.snax").uniqueservice("snaxping")
+    skynet.error("B SNAX", s.handle)
+"#,
+        &snax,
+    );
+    let handle = b.wait_for("B SNAX", T);
+    let handle = handle.rsplit(' ').next().unwrap().to_string();
+    let mut a = cl.start(
+        "a",
+        r#"
+    local obj = cluster.snax("b", "snaxping")   -- the address from b's .service
+    local r, h = obj.req.ping("x")
+    skynet.error("A SNAX", r, h)
+    obj.post.hello("there")
+"#,
+        &snax,
+    );
+    let l = a.wait_for("A SNAX", T);
+    assert!(l.ends_with(&format!("A SNAX pong x {handle}")), "{l}");
+    b.wait_for("SNAX HELLO there", T);
+    a.stop();
+    b.stop();
+}
