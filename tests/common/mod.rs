@@ -94,8 +94,24 @@ impl Skynet {
         Self::spawn(config, cwd, &[], Some(nofile))
     }
 
+    /// Start another skynet binary (e.g. an upstream build) the same way.
+    pub fn start_binary(bin: &Path, config: &Path, cwd: &Path) -> Skynet {
+        Self::spawn_bin(bin.as_os_str(), config, cwd, &[], None)
+    }
+
     fn spawn(config: &Path, cwd: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Skynet {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skynet"));
+        let bin = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_skynet"));
+        Self::spawn_bin(bin, config, cwd, env, nofile)
+    }
+
+    fn spawn_bin(
+        bin: &std::ffi::OsStr,
+        config: &Path,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Skynet {
+        let mut cmd = Command::new(bin);
         cmd.arg(config)
             .current_dir(cwd)
             .stdin(Stdio::null())
