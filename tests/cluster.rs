@@ -210,6 +210,7 @@ fn unknown_node_is_an_immediate_error_and_a_down_node_send_is_logged_and_counted
     skynet.error("UNKNOWN", ok, err, string.format("%.3f", elapsed(t0)))
     ok, err = pcall(cluster.call, "d", "@echo", "echo")
     skynet.error("DOWNCONF", ok, err)
+    cluster.send("d", "@echo", "push", "x")
     cluster.send("nosuch", "@echo", "push", "x")
     t0 = skynet.hpc()
     ok, err = pcall(cluster.call, "c", "@echo", "echo")
@@ -234,8 +235,16 @@ fn unknown_node_is_an_immediate_error_and_a_down_node_send_is_logged_and_counted
     assert!(secs < 1.0, "unknown node took {secs}s: {l}");
     let l = a.wait_for("DOWNCONF", T);
     assert!(l.contains("cluster node [d] is down"), "{l}");
+    let l = a.wait_for("cluster.send to node [d]", T);
+    assert!(
+        l.contains("1 message(s) dropped: cluster node [d] is down"),
+        "{l}"
+    );
     let l = a.wait_for("cluster.send to node [nosuch]", T);
-    assert!(l.contains("dropped") && l.contains("absent"), "{l}");
+    assert!(
+        l.contains("1 message(s) dropped: cluster node [nosuch] is absent"),
+        "{l}"
+    );
     let l = a.wait_for("REFUSED", T);
     assert!(
         l.contains("false") && l.contains("cluster node [c]") && l.contains("connect failed"),
