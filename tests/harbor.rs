@@ -673,3 +673,126 @@ fn a_dead_node_id_stays_down_and_a_new_id_joins() {
     n3.stop();
     n1.stop();
 }
+
+const ML1: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd)
+		if cmd == "hang" then skynet.error("HANG RECEIVED") end   -- never answered
+	end)
+	skynet.register "SVC1"
+	skynet.error("MAIN1 READY")
+end)
+"#;
+
+const ML2: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, arg)
+		if cmd == "echo" then skynet.ret(skynet.pack("node2:" .. arg)) end
+	end)
+	skynet.register "SVC2"
+	skynet.fork(function()
+		local ok, err = pcall(skynet.call, "SVC1", "lua", "hang")
+		skynet.error("HANG ENDED", ok, err)
+	end)
+	skynet.fork(function()
+		skynet.error("ASKING")
+		local ok, err = pcall(harbor.queryname, "NEVER")
+		skynet.error("WAITING QUERY", ok, err)
+	end)
+	skynet.fork(function()
+		-- waits in the harbor for a name nobody registers
+		local ok, err = pcall(skynet.call, "NOBODY", "lua", "x")
+		skynet.error("WAITING CALL", ok, err)
+	end)
+	skynet.fork(function()
+		harbor.linkmaster()
+		skynet.error("MASTER LOST 2")
+	end)
+	skynet.error("MAIN2 READY")
+end)
+"#;
+
+const ML3: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+local function ms(t0) return string.format("%.0f", (skynet.hpc() - t0) / 1e6) end
+skynet.start(function()
+	local h2 = harbor.queryname("SVC2")
+	skynet.error("BEFORE", skynet.call("SVC2", "lua", "echo", "byname"),
+		skynet.call(h2, "lua", "echo", "byaddr"))
+	skynet.fork(function()
+		harbor.linkmaster()
+		skynet.error("MASTER LOST 3")
+		-- The link 3-2 does not need the master: known names and addresses still work.
+		skynet.error("AFTER", skynet.call("SVC2", "lua", "echo", "byname"),
+			skynet.call(h2, "lua", "echo", "byaddr"))
+		-- Names nobody can resolve any more, and node 1's services, fail at once.
+		local t0 = skynet.hpc()
+		local ok, err = pcall(harbor.queryname, "UNKNOWN")
+		skynet.error("NEW QUERY", ok, err, "ms", ms(t0))
+		t0 = skynet.hpc()
+		ok = pcall(skynet.call, "SVC1", "lua", "hang")
+		skynet.error("CALL 1", ok, "ms", ms(t0))
+	end)
+	skynet.error("MAIN3 READY")
+end)
+"#;
+
+/// harbor.md §2-4: the master's node dies. Calls waiting on it fail, LINKMASTER
+/// returns, waiting and new queries for unknown names raise and calls to names nobody
+/// resolved fail, instead of waiting forever; the surviving nodes keep talking over
+/// their own link by known name and address.
+#[test]
+fn losing_the_master_fails_what_needs_it_and_the_other_links_keep_working() {
+    let dir = TempDir::new("harbor_master_lost");
+    dir.write("main1.lua", ML1);
+    dir.write("main2.lua", ML2);
+    dir.write("main3.lua", ML3);
+    let master = free_port();
+    let mut n1 = start_node(&dir, "config1", "main1", 1, master, true);
+    n1.wait_for("MAIN1 READY", T);
+    let mut n2 = start_node(&dir, "config2", "main2", 2, master, false);
+    n2.wait_for("MAIN2 READY", T);
+    n2.wait_for("ASKING", T);
+    let mut n3 = start_node(&dir, "config3", "main3", 3, master, false);
+    n3.wait_for("BEFORE node2:byname node2:byaddr", T);
+    n3.wait_for("MAIN3 READY", T);
+    n1.wait_for("HANG RECEIVED", T);
+
+    unsafe { libc::kill(n1.pid() as i32, libc::SIGKILL) };
+    let _ = n1.child.wait();
+    let l = n2.wait_for("HANG ENDED", T);
+    assert!(l.contains("HANG ENDED false"), "{l}");
+    n2.wait_for("Master disconnect", T);
+    n2.wait_for("MASTER LOST 2", T);
+    // (the reason is in the cslave's log; the caller gets skynet's `call failed`)
+    let l = n2.wait_for("WAITING QUERY", T);
+    assert!(l.contains("WAITING QUERY false"), "{l}");
+    let l = n2.wait_for("WAITING CALL", T);
+    assert!(l.contains("WAITING CALL false"), "{l}");
+    n2.wait_for(
+        "Drop 1 message(s) to NOBODY: no master to resolve the name",
+        T,
+    );
+    n3.wait_for("MASTER LOST 3", T);
+    n3.wait_for("AFTER node2:byname node2:byaddr", T);
+    let l = n3.wait_for("NEW QUERY", T);
+    assert!(l.contains("NEW QUERY false"), "{l}");
+    n3.wait_for("no master to query global name UNKNOWN", T);
+    let ms = |l: &str| -> u64 { l.rsplit(' ').next().unwrap().parse().unwrap() };
+    assert!(ms(&l) < 1000, "{l}");
+    let l = n3.wait_for("CALL 1", T);
+    assert!(l.contains("CALL 1 false"), "{l}");
+    assert!(ms(&l) < 1000, "{l}");
+    for n in [&mut n2, &mut n3] {
+        assert!(n.child.try_wait().unwrap().is_none(), "{}", n.log());
+    }
+    n3.stop();
+    n2.stop();
+}
