@@ -410,6 +410,12 @@ pub fn tcp_sockets(pid: u32) -> Vec<TcpSocketInfo> {
         }
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) } as i32;
         if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            assert_eq!(
+                e.raw_os_error(),
+                Some(libc::EBADF),
+                "pidfd_getfd({pid}, {target}) (needs ptrace access to the child): {e}"
+            );
             continue; // closed meanwhile
         }
         let s = unsafe { socket2::Socket::from_raw_fd(fd) };
