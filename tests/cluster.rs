@@ -961,3 +961,62 @@ function init() snax.enablecluster() end   -- cluster requests arrive as "lua"
     a.stop();
     b.stop();
 }
+
+#[test]
+fn reload_rereads_the_cluster_file_and_a_changed_address_moves_the_link() {
+    let cl = Cluster::new("cluster_reload", &["a", "b", "c"], "");
+    let mut b = cl.start("b", "", "");
+    let mut c = cl.start("c", "", "");
+    let dead = free_port();
+    let table = |b_port: u16| {
+        format!(
+            "a = \"127.0.0.1:{}\"\nb = \"127.0.0.1:{b_port}\"\nc = \"127.0.0.1:{}\"\n",
+            cl.port("a"),
+            cl.port("c")
+        )
+    };
+    // a starts with b at an address where nothing listens.
+    cl.dir.write("clustername.lua", &table(dead));
+    let go = cl.path().join("go");
+    let body = r#"
+    local ok, err = pcall(cluster.call, "b", "@echo", "echo", "x")
+    skynet.error("BEFORE", ok, err)
+    while not io.open("GO") do skynet.sleep(5) end
+    cluster.reload()   -- the file now names b's real address
+    skynet.error("RELOADED", cluster.call("b", "@echo", "echo", "at b"))
+    skynet.fork(function()
+        local ok, err = pcall(cluster.call, "b", "@echo", "sleep", 1000)
+        skynet.error("MOVED", ok, err)
+    end)
+    skynet.sleep(20)    -- let the slow call reach b
+    cluster.reload { b = "127.0.0.1:CPORT" }
+    skynet.error("AT C", cluster.call("b", "@echo", "echo", "at c"))
+"#
+    .replace("GO", &go.display().to_string())
+    .replace("CPORT", &cl.port("c").to_string());
+    let mut a = cl.start("a", &body, "");
+    let l = a.wait_for("BEFORE", T);
+    assert!(
+        l.contains(&format!(
+            "BEFORE false call failed: cluster node [b] (127.0.0.1:{dead}) connect failed"
+        )),
+        "{l}"
+    );
+    cl.dir.write("clustername.lua", &table(cl.port("b")));
+    std::fs::write(&go, "").unwrap();
+    a.wait_for("RELOADED at b", T);
+    let l = a.wait_for("MOVED", T);
+    assert!(
+        l.contains(&format!(
+            "MOVED false call failed: cluster node [b] (127.0.0.1:{}) address changed to 127.0.0.1:{}",
+            cl.port("b"),
+            cl.port("c")
+        )),
+        "{l}"
+    );
+    // the next call goes to the new address (c's node answers for "b")
+    a.wait_for("AT C at c", T);
+    a.stop();
+    b.stop();
+    c.stop();
+}
