@@ -1020,3 +1020,26 @@ fn reload_rereads_the_cluster_file_and_a_changed_address_moves_the_link() {
     b.stop();
     c.stop();
 }
+
+#[test]
+fn with_nowaiting_false_a_call_to_an_absent_node_waits_for_a_reload_naming_it() {
+    let cl = Cluster::new("cluster_nowaiting", &["a", "b"], "__nowaiting = false\n");
+    let mut b = cl.start("b", "", "");
+    let body = r#"
+    skynet.fork(function()
+        skynet.error("CALLING LATE")
+        skynet.error("LATE", cluster.call("late", "@echo", "echo", "answered"))
+    end)
+    skynet.sleep(30)
+    skynet.error("RELOADING")
+    cluster.reload { late = "127.0.0.1:BPORT" }
+"#
+    .replace("BPORT", &cl.port("b").to_string());
+    let mut a = cl.start("a", &body, "");
+    a.wait_for("CALLING LATE", T);
+    let l = a.wait_for("RELOADING", T);
+    assert!(!a.log().contains("LATE answered"), "{l}");
+    a.wait_for("LATE answered", T);
+    a.stop();
+    b.stop();
+}
