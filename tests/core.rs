@@ -75,6 +75,33 @@ end)
 }
 
 #[test]
+fn error_joins_many_arguments_without_overflowing_the_stack() {
+    // 2n - 1 values go on the stack above the n arguments; a C function is only
+    // promised 20 slots, so this overflowed (an api_check abort in debug builds).
+    let (_d, mut sk) = start(
+        "errargs",
+        &[(
+            "main",
+            r#"
+local t = {}
+for i = 1, 60 do t[i] = i end
+c.error("MANY", table.unpack(t))
+c.error("NILS", nil, false, 1.5, "x")
+c.error("DONE")
+"#,
+        )],
+        "",
+    );
+    sk.wait_for("DONE", Duration::from_secs(20));
+    let many = (1..=60)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(sk.log().contains(&format!("MANY {many}")), "{}", sk.log());
+    assert!(sk.log().contains("NILS nil false 1.5 x"), "{}", sk.log());
+}
+
+#[test]
 fn timeouts_fire_in_time_order_as_responses() {
     let (_d, mut sk) = start(
         "timer",

@@ -550,3 +550,249 @@ fn multicast_across_nodes() {
     n2.stop();
     n1.stop();
 }
+
+const REJOIN1: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+local function ms(t0) return string.format("%.0f", (skynet.hpc() - t0) / 1e6) end
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, arg)
+		if cmd == "echo" then skynet.ret(skynet.pack("node1:" .. arg)) end
+	end)
+	skynet.register "SVC1"
+	skynet.fork(function()
+		harbor.connect(2)
+		local h2 = harbor.queryname("SVC2")
+		skynet.error("N1 TO 2", skynet.call("SVC2", "lua", "echo", "byname"),
+			skynet.call(h2, "lua", "echo", "byaddr"))
+		-- Node 2 is killed under this call.
+		local ok, err = pcall(skynet.call, "SVC2", "lua", "hang")
+		skynet.error("HANG ENDED", ok, err)
+		harbor.link(2)
+		-- While it is down, calls by name and by address fail at once.
+		local t0 = skynet.hpc()
+		local ok1 = pcall(skynet.call, "SVC2", "lua", "echo", "x")
+		local ok2 = pcall(skynet.call, h2, "lua", "echo", "x")
+		skynet.error("WHILE DOWN", ok1, ok2, "ms", ms(t0))
+		-- A node joining under a new id is linked and served by name and address.
+		harbor.connect(3)
+		local h3 = harbor.queryname("SVC3")
+		skynet.error("N1 TO 3", skynet.call("SVC3", "lua", "echo", "byname"),
+			skynet.call(h3, "lua", "echo", "byaddr"))
+		t0 = skynet.hpc()
+		ok1 = pcall(skynet.call, "SVC2", "lua", "echo", "x")
+		ok2 = pcall(skynet.call, h2, "lua", "echo", "x")
+		skynet.error("STILL DOWN", ok1, ok2, "ms", ms(t0))
+	end)
+	skynet.error("MAIN1 READY")
+end)
+"#;
+
+/// Node `n` (2, 3...): registers SVCn, calls SVC1 by name and by address.
+fn rejoin_node(n: u8) -> String {
+    format!(
+        r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, arg)
+		if cmd == "echo" then skynet.ret(skynet.pack("node{n}:" .. arg))
+		elseif cmd == "hang" then skynet.error("HANG RECEIVED") end
+	end)
+	skynet.register "SVC{n}"
+	local h1 = harbor.queryname("SVC1")
+	skynet.error("N{n} TO 1", skynet.call("SVC1", "lua", "echo", "byname"),
+		skynet.call(h1, "lua", "echo", "byaddr"))
+end)
+"#
+    )
+}
+
+/// harbor.md §2, §4: a node id registers once. A node killed under pending calls
+/// fails them at once and every later call to it (by name or address) fails at once;
+/// the same id started again is refused by the master and that process stops instead
+/// of joining half-way; a new id joins the running network and is reachable by global
+/// name and by address, both ways.
+#[test]
+fn a_dead_node_id_stays_down_and_a_new_id_joins() {
+    let dir = TempDir::new("harbor_rejoin");
+    dir.write("main1.lua", REJOIN1);
+    dir.write("main2.lua", &rejoin_node(2));
+    dir.write("main3.lua", &rejoin_node(3));
+    let master = free_port();
+    let mut n1 = start_node(&dir, "config1", "main1", 1, master, true);
+    n1.wait_for("MAIN1 READY", T);
+    let conf2 = dir.write(
+        "config2",
+        &node_config(dir.path(), "main2", 2, master, free_port(), false),
+    );
+    let mut n2 = Skynet::start(&conf2, dir.path());
+    n2.wait_for("N2 TO 1 node1:byname node1:byaddr", T);
+    n1.wait_for("N1 TO 2 node2:byname node2:byaddr", T);
+    n2.wait_for("HANG RECEIVED", T);
+
+    unsafe { libc::kill(n2.pid() as i32, libc::SIGKILL) };
+    let _ = n2.child.wait();
+    let l = n1.wait_for("HANG ENDED", T);
+    assert!(l.contains("HANG ENDED false"), "{l}");
+    let l = n1.wait_for("WHILE DOWN", T);
+    assert!(l.contains("WHILE DOWN false false ms"), "{l}");
+    let ms: u64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ms < 1000, "{l}");
+    n1.wait_for("slave 2 is down", T);
+
+    // The same id again (same config): refused, and the process stops.
+    let mut again = Skynet::start(&conf2, dir.path());
+    let code = again.wait_exit(Duration::from_secs(15));
+    assert!(
+        code.is_some(),
+        "restarted node 2 still runs:\n{}",
+        again.log()
+    );
+    let l = n1.wait_for("Slave 2 already register on 127.0.0.1:", T);
+    assert!(l.contains("disconnect fd = "), "{l}");
+    for what in [
+        "slave shakehand failed: the master closed the connection (harbor 2 already registered?)",
+        "bootstrap: can't launch cslave",
+    ] {
+        assert!(again.log().contains(what), "{what}:\n{}", again.log());
+    }
+    assert!(!again.log().contains("N2 TO 1"), "{}", again.log());
+
+    // A new id joins and talks both ways.
+    let mut n3 = start_node(&dir, "config3", "main3", 3, master, false);
+    n3.wait_for("N3 TO 1 node1:byname node1:byaddr", T);
+    n1.wait_for("N1 TO 3 node3:byname node3:byaddr", T);
+    let l = n1.wait_for("STILL DOWN", T);
+    assert!(l.contains("STILL DOWN false false ms"), "{l}");
+    let ms: u64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ms < 1000, "{l}");
+    assert!(n1.child.try_wait().unwrap().is_none(), "node 1 still runs");
+    n3.stop();
+    n1.stop();
+}
+
+const ML1: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd)
+		if cmd == "hang" then skynet.error("HANG RECEIVED") end   -- never answered
+	end)
+	skynet.register "SVC1"
+	skynet.error("MAIN1 READY")
+end)
+"#;
+
+const ML2: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+skynet.start(function()
+	skynet.dispatch("lua", function(_, _, cmd, arg)
+		if cmd == "echo" then skynet.ret(skynet.pack("node2:" .. arg)) end
+	end)
+	skynet.register "SVC2"
+	skynet.fork(function()
+		local ok, err = pcall(skynet.call, "SVC1", "lua", "hang")
+		skynet.error("HANG ENDED", ok, err)
+	end)
+	skynet.fork(function()
+		skynet.error("ASKING")
+		local ok, err = pcall(harbor.queryname, "NEVER")
+		skynet.error("WAITING QUERY", ok, err)
+	end)
+	skynet.fork(function()
+		-- waits in the harbor for a name nobody registers
+		local ok, err = pcall(skynet.call, "NOBODY", "lua", "x")
+		skynet.error("WAITING CALL", ok, err)
+	end)
+	skynet.fork(function()
+		harbor.linkmaster()
+		skynet.error("MASTER LOST 2")
+	end)
+	skynet.error("MAIN2 READY")
+end)
+"#;
+
+const ML3: &str = r#"
+local skynet = require "skynet"
+require "skynet.manager"
+local harbor = require "skynet.harbor"
+local function ms(t0) return string.format("%.0f", (skynet.hpc() - t0) / 1e6) end
+skynet.start(function()
+	local h2 = harbor.queryname("SVC2")
+	skynet.error("BEFORE", skynet.call("SVC2", "lua", "echo", "byname"),
+		skynet.call(h2, "lua", "echo", "byaddr"))
+	skynet.fork(function()
+		harbor.linkmaster()
+		skynet.error("MASTER LOST 3")
+		-- The link 3-2 does not need the master: known names and addresses still work.
+		skynet.error("AFTER", skynet.call("SVC2", "lua", "echo", "byname"),
+			skynet.call(h2, "lua", "echo", "byaddr"))
+		-- Names nobody can resolve any more, and node 1's services, fail at once.
+		local t0 = skynet.hpc()
+		local ok, err = pcall(harbor.queryname, "UNKNOWN")
+		skynet.error("NEW QUERY", ok, err, "ms", ms(t0))
+		t0 = skynet.hpc()
+		ok = pcall(skynet.call, "SVC1", "lua", "hang")
+		skynet.error("CALL 1", ok, "ms", ms(t0))
+	end)
+	skynet.error("MAIN3 READY")
+end)
+"#;
+
+/// harbor.md §2-4: the master's node dies. Calls waiting on it fail, LINKMASTER
+/// returns, waiting and new queries for unknown names raise and calls to names nobody
+/// resolved fail, instead of waiting forever; the surviving nodes keep talking over
+/// their own link by known name and address.
+#[test]
+fn losing_the_master_fails_what_needs_it_and_the_other_links_keep_working() {
+    let dir = TempDir::new("harbor_master_lost");
+    dir.write("main1.lua", ML1);
+    dir.write("main2.lua", ML2);
+    dir.write("main3.lua", ML3);
+    let master = free_port();
+    let mut n1 = start_node(&dir, "config1", "main1", 1, master, true);
+    n1.wait_for("MAIN1 READY", T);
+    let mut n2 = start_node(&dir, "config2", "main2", 2, master, false);
+    n2.wait_for("MAIN2 READY", T);
+    n2.wait_for("ASKING", T);
+    let mut n3 = start_node(&dir, "config3", "main3", 3, master, false);
+    n3.wait_for("BEFORE node2:byname node2:byaddr", T);
+    n3.wait_for("MAIN3 READY", T);
+    n1.wait_for("HANG RECEIVED", T);
+
+    unsafe { libc::kill(n1.pid() as i32, libc::SIGKILL) };
+    let _ = n1.child.wait();
+    let l = n2.wait_for("HANG ENDED", T);
+    assert!(l.contains("HANG ENDED false"), "{l}");
+    n2.wait_for("Master disconnect", T);
+    n2.wait_for("MASTER LOST 2", T);
+    // (the reason is in the cslave's log; the caller gets skynet's `call failed`)
+    let l = n2.wait_for("WAITING QUERY", T);
+    assert!(l.contains("WAITING QUERY false"), "{l}");
+    let l = n2.wait_for("WAITING CALL", T);
+    assert!(l.contains("WAITING CALL false"), "{l}");
+    n2.wait_for(
+        "Drop 1 message(s) to NOBODY: no master to resolve the name",
+        T,
+    );
+    n3.wait_for("MASTER LOST 3", T);
+    n3.wait_for("AFTER node2:byname node2:byaddr", T);
+    let l = n3.wait_for("NEW QUERY", T);
+    assert!(l.contains("NEW QUERY false"), "{l}");
+    n3.wait_for("no master to query global name UNKNOWN", T);
+    let ms = |l: &str| -> u64 { l.rsplit(' ').next().unwrap().parse().unwrap() };
+    assert!(ms(&l) < 1000, "{l}");
+    let l = n3.wait_for("CALL 1", T);
+    assert!(l.contains("CALL 1 false"), "{l}");
+    assert!(ms(&l) < 1000, "{l}");
+    for n in [&mut n2, &mut n3] {
+        assert!(n.child.try_wait().unwrap().is_none(), "{}", n.log());
+    }
+    n3.stop();
+    n2.stop();
+}

@@ -343,11 +343,13 @@ function command.changenode(_, _, h, p)
 		last_fail = nil
 		if changed then
 			local old = prefix()
-			host, port = h, tonumber(p)
+			local new = h .. ":" .. tostring(p)
 			if fd then
-				link_down("address changed to " .. h .. ":" .. tostring(p))
+				-- before the switch, so the reason names the address of the closed link
+				link_down("address changed to " .. new)
 			end
-			skynet.error(old .. " now at " .. h .. ":" .. tostring(p))
+			host, port = h, tonumber(p)
+			skynet.error(old .. " now at " .. new)
 		end
 	end
 end

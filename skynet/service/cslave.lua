@@ -28,6 +28,7 @@ local links = {}       -- harbor id -> socket id while linked, false once down
 local connecting = {}  -- harbor id -> true while socket.open runs
 local names = {}       -- global name -> handle
 local asking = {}      -- global name -> { responses } of QUERYNAME waiting for the master
+local harbor_asking = {} -- global name -> true: the harbor holds messages for it (its Q)
 local wait_up = {}     -- harbor id -> { responses } of CONNECT
 local wait_down = {}   -- harbor id -> { responses } of LINK
 local wait_master = {} -- responses of LINKMASTER
@@ -93,6 +94,7 @@ end
 
 local function bind_name(name, handle)
 	names[name] = handle
+	harbor_asking[name] = nil
 	skynet.redirect(harbor_service, handle, "harbor", 0, "N " .. name)
 	local list = asking[name]
 	asking[name] = nil
@@ -183,6 +185,13 @@ local function watch_master()
 	asking = {}
 	for _, list in pairs(q) do
 		wake(list, false)
+	end
+	-- Nor resolve the names the harbor holds messages for: it drops them (ERROR to
+	-- the callers) instead of keeping them forever.
+	local h = harbor_asking
+	harbor_asking = {}
+	for name in pairs(h) do
+		skynet.send(harbor_service, "harbor", "F " .. name)
 	end
 	if starting then
 		starting.expected = 0
@@ -277,7 +286,10 @@ local function harbor_notice(_, _, text)
 		local handle = names[arg]
 		if handle then
 			skynet.redirect(harbor_service, handle, "harbor", 0, "N " .. arg)
-		elseif not master_down then
+		elseif master_down then
+			skynet.send(harbor_service, "harbor", "F " .. arg)
+		else
+			harbor_asking[arg] = true
 			socket.write(master_fd, frame("Q", arg))
 		end
 	elseif t == "D" then
@@ -311,7 +323,11 @@ skynet.start(function()
 
 	socket.write(master_fd, frame("H", harbor_id, address))
 	local ok, t, n = pcall(read_message, master_fd)
-	if not ok or t ~= "W" or math.type(n) ~= "integer" then
+	if ok and t == nil then
+		-- The master closes the connection when it refuses us (an id that registered
+		-- before, also one that went down since); the reason is in the master's log.
+		error(string.format("slave shakehand failed: the master closed the connection (harbor %d already registered?)", harbor_id))
+	elseif not ok or t ~= "W" or math.type(n) ~= "integer" then
 		error("slave shakehand failed: " .. tostring(t))
 	end
 	skynet.error(string.format("Waiting for %d harbors", n))

@@ -350,6 +350,29 @@ impl Harbor {
         }
     }
 
+    /// `F <name>` from the slave: nobody can resolve the name any more (the master is
+    /// gone). What waits for it is dropped, requests get `ERROR`; a later send to the
+    /// name asks again (`Q`) and is answered the same way.
+    fn unresolvable(&mut self, name: &str) {
+        let Some(entry) = self.names.get_mut(name) else {
+            return;
+        };
+        if entry.handle != 0 || entry.queue.is_empty() {
+            return;
+        }
+        let queue = std::mem::take(&mut entry.queue);
+        self.log(&format!(
+            "Drop {} message(s) to {name}: no master to resolve the name",
+            queue.len()
+        ));
+        for p in queue {
+            if p.is_request() {
+                Self::error(self.handle, p.source, p.session);
+            }
+            p.free();
+        }
+    }
+
     /// `S`/`A <socket> <id>` from the slave: take over the connection to harbor `id`.
     fn attach(&mut self, ctx: &Context, connected: bool, args: &str) {
         let mut it = args.split_whitespace().map(|s| s.parse::<i64>().ok());
@@ -560,9 +583,10 @@ impl Harbor {
         let args = args.strip_prefix(' ').unwrap_or(args);
         match cmd {
             "N" => self.bind_name(args, source),
-            "S" | "A" | "D" if source != self.slave => {
+            "S" | "A" | "D" | "F" if source != self.slave => {
                 self.log(&format!("Invalid command {text} from :{source:08x}"));
             }
+            "F" => self.unresolvable(args),
             "S" => self.attach(ctx, true, args),
             "A" => self.attach(ctx, false, args),
             "D" => match args.trim().parse::<usize>() {

@@ -94,8 +94,24 @@ impl Skynet {
         Self::spawn(config, cwd, &[], Some(nofile))
     }
 
+    /// Start another skynet binary (e.g. an upstream build) the same way.
+    pub fn start_binary(bin: &Path, config: &Path, cwd: &Path) -> Skynet {
+        Self::spawn_bin(bin.as_os_str(), config, cwd, &[], None)
+    }
+
     fn spawn(config: &Path, cwd: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Skynet {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skynet"));
+        let bin = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_skynet"));
+        Self::spawn_bin(bin, config, cwd, env, nofile)
+    }
+
+    fn spawn_bin(
+        bin: &std::ffi::OsStr,
+        config: &Path,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Skynet {
+        let mut cmd = Command::new(bin);
         cmd.arg(config)
             .current_dir(cwd)
             .stdin(Stdio::null())
@@ -349,4 +365,74 @@ pub fn raise_fd_limit(want: u64) -> u64 {
         }
     }
     lim.rlim_cur
+}
+
+/// A TCP socket held by another process, as seen through a duplicate of its fd.
+#[derive(Debug)]
+pub struct TcpSocketInfo {
+    pub fd: i32,
+    pub local: std::net::SocketAddr,
+    pub peer: Option<std::net::SocketAddr>,
+    pub nodelay: bool,
+}
+
+/// Every IPv4/IPv6 TCP socket process `pid` holds, with its addresses and whether
+/// `TCP_NODELAY` is set on it. The fds are duplicated into this process with
+/// `pidfd_getfd(2)` (Linux 5.6; allowed because `pid` is our child) and read with
+/// `getsockopt`, so this is what the kernel applies, not what the process says.
+pub fn tcp_sockets(pid: u32) -> Vec<TcpSocketInfo> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscalls; the returned fds are owned by the Sockets/File below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) } as i32;
+    assert!(
+        pidfd >= 0,
+        "pidfd_open({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    let _pidfd = unsafe { std::fs::File::from_raw_fd(pidfd) };
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .map(|l| l.to_string_lossy().starts_with("socket:["))
+            .unwrap_or(false);
+        let Some(target) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) } as i32;
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            assert_eq!(
+                e.raw_os_error(),
+                Some(libc::EBADF),
+                "pidfd_getfd({pid}, {target}) (needs ptrace access to the child): {e}"
+            );
+            continue; // closed meanwhile
+        }
+        let s = unsafe { socket2::Socket::from_raw_fd(fd) };
+        if !matches!(s.r#type(), Ok(socket2::Type::STREAM)) {
+            continue;
+        }
+        let Some(local) = s.local_addr().ok().and_then(|a| a.as_socket()) else {
+            continue; // a unix socket
+        };
+        let peer = s.peer_addr().ok().and_then(|a| a.as_socket());
+        let nodelay = s.nodelay().unwrap_or(false);
+        out.push(TcpSocketInfo {
+            fd: target,
+            local,
+            peer,
+            nodelay,
+        });
+    }
+    out
 }

@@ -50,7 +50,8 @@ local function flush_pending(node)
 	local ok, s = pcall(get_sender, node)
 	pending[node] = nil
 	if not ok then
-		skynet.error(string.format("cluster.send to node [%s]: %d message(s) dropped: %s", node, #q, s))
+		-- q holds two entries (address, packed arguments) per message
+		skynet.error(string.format("cluster.send to node [%s]: %d message(s) dropped: %s", node, #q // 2, s))
 		return
 	end
 	for i = 1, #q, 2 do

@@ -321,14 +321,15 @@ unsafe extern "C-unwind" fn l_error(L: *mut lua_State) -> c_int {
         if n == 0 {
             ffi::lua_pushstring(L, c"nil".as_ptr());
         } else {
-            ffi::luaL_checkstack(L, n + 2, std::ptr::null());
+            // The second loop pushes n values and n - 1 separators above the n
+            // arguments: room for 2n - 1 more slots (a C function is only promised
+            // LUA_MINSTACK = 20, so ten or more arguments overflowed the stack).
+            ffi::luaL_checkstack(L, 2 * n, c"too many arguments to skynet.error".as_ptr());
             for i in 1..=n {
                 ffi::luaL_tolstring(L, i, std::ptr::null_mut());
                 ffi::lua_replace(L, i);
-                if i < n {
-                    // Interleave separators: build "a b c" with lua_concat below.
-                }
             }
+            // Interleave separators: build "a b c" with lua_concat.
             for i in 1..=n {
                 ffi::lua_pushvalue(L, i);
                 if i < n {
