@@ -12,6 +12,9 @@
 //!    (lstring.c), so most equal strings keep one address and the content comparison of
 //!    (1) stays rare; `luaC_fix` (lgc.c) leaves a shared string alone when a new state's
 //!    metamethod names resolve to one.
+//! 4. `luaS_new` (a C string, e.g. every name a library registers) consults a
+//!    process-wide map from C-string address to the shared string it interned to
+//!    before, instead of hashing and looking the text up again in every new state.
 //!
 //! The sources are found under Cargo's registry (`$CARGO_HOME/registry/src/*/lua-src-<v>/`)
 //! or at `$SKYNET_LUA_SRC` (a directory holding Lua 5.4.9's `lapi.c`, ...).
@@ -88,20 +91,29 @@ fn main() {
                  #define LUAI_SHAREDBIT\t7\n\
                  LUAI_FUNC int luaS_eqshared (TString *a, TString *b) __attribute__((cold));\n\
                  LUAI_FUNC TString *luai_sharedlookup (const char *str, size_t l, unsigned int h);\n\
+                 LUAI_FUNC TString *luai_cstring (lua_State *L, const char *str);\n\
                  #define eqshrstr(a,b)\tcheck_exp((a)->tt == LUA_VSHRSTR, (a) == (b) || \\\n\
                  \x20 ((a)->hash == (b)->hash && \\\n\
                  \x20  (((a)->marked | (b)->marked) & (1 << LUAI_SHAREDBIT)) && luaS_eqshared(a, b)))",
             ),
-            "lstring.c" => patch(
-                &mut text,
-                &name,
-                "  /* else must create a new string */\n",
-                "  /* skynet-rs: a shared string of the same text, if any, keeps strings\n  \
-                 ** of one text at one address in this state too (csrc/shared.c) */\n  \
-                 ts = luai_sharedlookup(str, l, h);\n  \
-                 if (ts != NULL)\n    return ts;\n  \
-                 /* else must create a new string */\n",
-            ),
+            "lstring.c" => {
+                patch(
+                    &mut text,
+                    &name,
+                    "  /* else must create a new string */\n",
+                    "  /* skynet-rs: a shared string of the same text, if any, keeps strings\n  \
+                     ** of one text at one address in this state too (csrc/shared.c) */\n  \
+                     ts = luai_sharedlookup(str, l, h);\n  \
+                     if (ts != NULL)\n    return ts;\n  \
+                     /* else must create a new string */\n",
+                );
+                patch(
+                    &mut text,
+                    &name,
+                    "  p[0] = luaS_newlstr(L, str, strlen(str));\n",
+                    "  p[0] = luai_cstring(L, str);  /* skynet-rs: csrc/shared.c */\n",
+                );
+            }
             "lgc.c" => patch(
                 &mut text,
                 &name,

@@ -111,6 +111,67 @@ TString *luai_sharedlookup (const char *str, size_t l, unsigned int h) {
   return NULL;
 }
 
+/*
+** C strings, by address, known to intern to a shared string (luaS_new's patch). Every
+** new state's own C-string cache starts empty, so without this each of the few
+** hundred names the libraries register would be measured, hashed and looked up again
+** in every state. Insert-only, fixed size, lock-free: a slot's key is claimed with a
+** CAS and its value published after it (a reader that finds the key but no value yet
+** just misses). A hit is checked with strcmp, as luaS_new's own cache does: the
+** address may hold other text by now.
+*/
+#define CMAP_BITS 12
+#define CMAP_SIZE (1u << CMAP_BITS)
+
+typedef struct CEntry {
+  _Atomic(const char *) key;
+  _Atomic(TString *) val;
+} CEntry;
+
+static CEntry cmap[CMAP_SIZE];
+static atomic_uint ccount;
+
+static size_t cmap_slot (const char *p) {
+  return (size_t)((((unsigned long long)(size_t)p >> 3) * 0x9E3779B97F4A7C15ull)
+                  >> (64 - CMAP_BITS));
+}
+
+static void cmap_insert (const char *str, TString *ts) {
+  size_t i = cmap_slot(str), n;
+  if (atomic_load_explicit(&ccount, memory_order_relaxed) >= CMAP_SIZE / 2)
+    return;  /* full enough: the rest take the normal route */
+  for (n = 0; n < CMAP_SIZE; n++, i = (i + 1) & (CMAP_SIZE - 1)) {
+    const char *k = NULL;
+    if (atomic_compare_exchange_strong(&cmap[i].key, &k, str)) {
+      atomic_store_explicit(&cmap[i].val, ts, memory_order_release);
+      atomic_fetch_add_explicit(&ccount, 1, memory_order_relaxed);
+      return;
+    }
+    if (k == str)
+      return;  /* another thread has it */
+  }
+}
+
+TString *luai_cstring (lua_State *L, const char *str) {
+  size_t i = cmap_slot(str), n;
+  TString *ts;
+  for (n = 0; n < CMAP_SIZE; n++, i = (i + 1) & (CMAP_SIZE - 1)) {
+    const char *k = atomic_load_explicit(&cmap[i].key, memory_order_acquire);
+    if (k == NULL)
+      break;
+    if (k == str) {
+      ts = atomic_load_explicit(&cmap[i].val, memory_order_acquire);
+      if (ts != NULL && strcmp(str, getstr(ts)) == 0)
+        return ts;
+      return luaS_newlstr(L, str, strlen(str));  /* other text now: no insert */
+    }
+  }
+  ts = luaS_newlstr(L, str, strlen(str));
+  if (isshared(ts))
+    cmap_insert(str, ts);
+  return ts;
+}
+
 /* eqshrstr's slow path: two short strings at different addresses with equal hashes,
 ** one of them shared. */
 int luaS_eqshared (TString *a, TString *b) {

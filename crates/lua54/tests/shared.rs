@@ -25,6 +25,7 @@ extern "C-unwind" {
     fn lua_tolstring(l: L, idx: c_int, len: *mut usize) -> *const c_char;
     fn lua_setglobal(l: L, name: *const c_char);
     fn lua_getglobal(l: L, name: *const c_char) -> c_int;
+    fn lua_pushstring(l: L, s: *const c_char) -> *const c_char;
 }
 
 const LUA_GCSTOP: c_int = 0;
@@ -143,5 +144,38 @@ fn closing_a_state_leaves_shared_code_intact() {
             lua_gc(l, LUA_GCCOLLECT, 0);
             lua_close(l);
         }
+    }
+}
+
+#[test]
+fn c_strings_resolve_to_shared_strings_and_never_to_stale_ones() {
+    // SAFETY: single-threaded use of each state; buf outlives every push.
+    unsafe {
+        // "sharedname" becomes a shared constant of the master's code.
+        let _root = master_compile("return 'sharedname'");
+        let mut buf = *b"sharedname\0";
+        let first = {
+            let l = luaL_newstate();
+            let p = lua_pushstring(l, buf.as_ptr() as *const c_char);
+            assert_eq!(CStr::from_ptr(p).to_bytes(), b"sharedname");
+            // a shared string: it lives outside this state, so it survives its close
+            lua_close(l);
+            p
+        };
+        let l = luaL_newstate();
+        // The same address and text: the very same (shared) string.
+        let p = lua_pushstring(l, buf.as_ptr() as *const c_char);
+        assert_eq!(
+            p, first,
+            "a C string known to be shared resolves to the shared copy"
+        );
+        // The same address now holding other text: that text, not the remembered one.
+        buf[..6].copy_from_slice(b"SHARED");
+        let p = lua_pushstring(l, buf.as_ptr() as *const c_char);
+        assert_eq!(CStr::from_ptr(p).to_bytes(), b"SHAREDname");
+        buf[..6].copy_from_slice(b"shared");
+        let p = lua_pushstring(l, buf.as_ptr() as *const c_char);
+        assert_eq!(p, first);
+        lua_close(l);
     }
 }
