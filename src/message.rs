@@ -135,12 +135,13 @@ impl Message {
 }
 
 /// Give the calling thread's free allocator pages back to the OS (cheap when there
-/// are none). Called by idle threads; see the scheduler.
+/// are none). Called by idle threads, at most once a second each; see the scheduler.
+/// Forced: a worker that polled the sockets holds read buffers freed by others.
 pub fn trim_thread_heap() {
     // In mimalloc's extended API (not bound by libmimalloc-sys without a feature).
     extern "C" {
         fn mi_collect(force: bool);
     }
     // SAFETY: plain call into the allocator; no pointers involved.
-    unsafe { mi_collect(false) };
+    unsafe { mi_collect(true) };
 }

@@ -14,8 +14,10 @@
 //! configs), a push wakes one only when it can help: no woken worker is still looking
 //! for work (`searching`: a wake-up is a token the woken worker holds until it finds
 //! work or sleeps again, so a burst of pushes wakes one worker, not one per push), and
-//! fewer workers are awake than there are cores (a third awake worker on 2 cores only
-//! takes CPU time from the two running). A woken worker that finds work while more
+//! fewer workers are running than there are cores (a third running worker on 2 cores
+//! only takes CPU time from the two running; a worker parked in the socket poll is not
+//! running). When nothing runs at all, the parked poller is unparked rather than a
+//! condvar sleeper woken (fewer threads in rotation). A woken worker that finds work while more
 //! waits passes the token on, so parallelism ramps up under load. Filling a slot wakes
 //! nobody. The timer thread wakes a sleeper every tick while work is waiting anywhere,
 //! whatever the cap: the fallback for workers stuck in long handlers. No spinning.
@@ -120,6 +122,8 @@ pub trait Poller: Send + Sync {
     fn poll(&self, park: bool, may_park: &dyn Fn() -> bool) -> bool;
     /// End a parked poll early.
     fn unpark(&self);
+    /// A worker is parked in the poll.
+    fn parked(&self) -> bool;
     /// Nobody is polling and nobody has for a while (a worker should take over).
     fn stale(&self) -> bool;
 }
@@ -206,16 +210,31 @@ impl Scheduler {
     #[inline]
     fn wake_if_useful(&self) {
         let sleepers = self.sleepers.load(Ordering::SeqCst);
-        if sleepers > 0 {
-            if !self.oversubscribed
-                || (self.searching.load(Ordering::SeqCst) == 0
-                    && self.workers - sleepers < self.awake_cap)
-            {
+        let poller = self.poller.get();
+        if !self.oversubscribed {
+            if sleepers > 0 {
                 self.wake_searcher();
+            } else if let Some(p) = poller {
+                // Nobody on the condvar: the idle worker, if any, is parked in the poll.
+                p.unpark();
             }
-        } else if let Some(p) = self.poller.get() {
-            // Nobody on the condvar: the idle worker, if any, is parked in the poll.
-            p.unpark();
+            return;
+        }
+        let parked = poller.is_some_and(|p| p.parked());
+        let running = self.workers - sleepers - parked as usize;
+        if running == 0 {
+            // Nobody runs: the work must not wait. The parked poller is the cheapest
+            // to wake (it is not on the condvar), else a sleeper.
+            match poller {
+                Some(p) if parked => p.unpark(),
+                _ if sleepers > 0 => self.wake_searcher(),
+                _ => {}
+            }
+        } else if sleepers > 0
+            && self.searching.load(Ordering::SeqCst) == 0
+            && running < self.awake_cap
+        {
+            self.wake_searcher();
         }
     }
 

@@ -169,6 +169,10 @@ impl crate::scheduler::Poller for crate::socket::SocketServer {
         crate::socket::SocketServer::unpark(self)
     }
 
+    fn parked(&self) -> bool {
+        crate::socket::SocketServer::parked(self)
+    }
+
     fn stale(&self) -> bool {
         // Two centiseconds: a poll gap of 10-20 ms before a sleeper takes over.
         self.poll_stale(2)

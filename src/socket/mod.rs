@@ -466,6 +466,11 @@ impl SocketServer {
         }
     }
 
+    /// Shared mode: a thread is parked in [`SocketServer::poll`].
+    pub fn parked(&self) -> bool {
+        self.parked.load(Ordering::SeqCst)
+    }
+
     /// Shared mode: no thread is polling, and none has for at least `cs` centiseconds.
     pub fn poll_stale(&self, cs: u64) -> bool {
         self.shared
