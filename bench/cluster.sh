@@ -48,6 +48,6 @@ until grep -q "BENCHNODE ready" "$DIR/b.log" 2>/dev/null; do
 done
 # the client gets a deadline too (a stuck case must not leave processes behind)
 timeout $((SECS * 10 + 60)) "$BIN" "$DIR/config.a" > "$DIR/a.log" 2>&1 || true
-grep -a "BENCH " "$DIR/a.log" | sed "s/.*BENCH/BENCH/"
+grep -a "BENCH " "$DIR/a.log" | sed "s/.*BENCH/BENCH/" | sh "$HERE/to_beat.sh"
 grep -q BENCHDONE "$DIR/a.log" || { echo "client failed:"; tail -20 "$DIR/a.log"; }
 rm -rf "$DIR"

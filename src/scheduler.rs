@@ -153,6 +153,8 @@ pub struct Scheduler {
     quit: CacheLine<AtomicBool>,
     pub monitors: Vec<WorkerMonitor>,
     poller: OnceLock<Arc<dyn Poller>>,
+    /// Run by a worker about to idle (making Lua states ahead of time).
+    idle_work: OnceLock<fn()>,
 }
 
 impl Scheduler {
@@ -174,6 +176,22 @@ impl Scheduler {
             quit: CacheLine(AtomicBool::new(false)),
             monitors: (0..workers).map(|_| WorkerMonitor::default()).collect(),
             poller: OnceLock::new(),
+            idle_work: OnceLock::new(),
+        }
+    }
+
+    /// `f` runs each time a worker runs out of work, before it parks (set once, before
+    /// the workers start; it must be cheap when there is nothing to do).
+    pub fn set_idle_work(&self, f: fn()) {
+        let _ = self.idle_work.set(f);
+    }
+
+    /// Get an idle worker to run the idle work: a condvar sleeper, else the poller.
+    pub fn wake_idle(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.wake_searcher();
+        } else if let Some(p) = self.poller.get() {
+            p.unpark();
         }
     }
 
@@ -384,6 +402,9 @@ pub fn worker_main(rt: &'static Runtime, index: usize) {
                 if trimmed.elapsed() >= TRIM_PERIOD {
                     crate::message::trim_thread_heap();
                     trimmed = std::time::Instant::now();
+                }
+                if let Some(work) = sched.idle_work.get() {
+                    work();
                 }
                 // Park in the I/O poll if nobody else is; events it delivers land in
                 // this worker's slot and run next, here.

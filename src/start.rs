@@ -68,6 +68,10 @@ pub fn run(path: &str) -> Result<(), String> {
     };
 
     let rt = runtime::init(harbor, threads as usize, profile, native_service);
+    // Idle workers make Lua states ahead of time; a service start takes one and asks
+    // for the next (src/lua/prestart.rs).
+    rt.scheduler.set_idle_work(crate::lua::prestart::refill);
+    crate::lua::prestart::set_waker(|| runtime::get().scheduler.wake_idle());
     runtime::on_dropped_multicast(crate::lua::modules::multicast::release_dropped);
     install_signals();
 

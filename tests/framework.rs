@@ -222,6 +222,11 @@ fn shared_code_cache() {
 }
 
 #[test]
+fn services_start_from_states_made_ahead() {
+    run_lua_test("t_prestart");
+}
+
+#[test]
 fn framework_parts_load_on_first_use() {
     run_lua_test("t_lazy");
 }

@@ -15,6 +15,8 @@
 //! 4. `luaS_new` (a C string, e.g. every name a library registers) consults a
 //!    process-wide map from C-string address to the shared string it interned to
 //!    before, instead of hashing and looking the text up again in every new state.
+//! 5. `luaF_findupval` finds the main thread's open upvalues through a slot-indexed
+//!    table before walking the list ([`FINDUPVAL_CACHED`]).
 //!
 //! The sources are found under Cargo's registry (`$CARGO_HOME/registry/src/*/lua-src-<v>/`)
 //! or at `$SKYNET_LUA_SRC` (a directory holding Lua 5.4.9's `lapi.c`, ...).
@@ -52,6 +54,67 @@ fn find_sources() -> PathBuf {
          set SKYNET_LUA_SRC to a directory with Lua 5.4.9's sources"
     );
 }
+
+/// Lua 5.4.9's `luaF_findupval`, replaced by [`FINDUPVAL_CACHED`].
+const FINDUPVAL: &str = "UpVal *luaF_findupval (lua_State *L, StkId level) {
+  UpVal **pp = &L->openupval;
+  UpVal *p;
+  lua_assert(isintwups(L) || L->openupval == NULL);
+  while ((p = *pp) != NULL && uplevel(p) >= level) {  /* search for it */
+    lua_assert(!isdead(G(L), p));
+    if (uplevel(p) == level)  /* corresponding upvalue? */
+      return p;  /* return it */
+    pp = &p->u.open.next;
+  }
+  /* not found: create a new upvalue after 'pp' */
+  return newupval(L, level, pp);
+}
+";
+
+/// Our `luaF_findupval`: the main thread's open upvalues are also kept in a small
+/// table indexed by stack slot, so each closure a big main chunk (skynet.lua's) makes
+/// does not walk the whole open-upvalue list for every local it captures (~9% of a
+/// service start). An entry is always an open upvalue of the main thread: it is
+/// forgotten when the upvalue is closed (luaF_closeupval) or freed (lgc.c); indexed
+/// by offset, it survives stack reallocation. Other threads use the list as before.
+const FINDUPVAL_CACHED: &str = "/* skynet-rs: see crates/lua54/build.rs, FINDUPVAL_CACHED */
+#define UPCACHE_N (sizeof(((global_State *)0)->upcache) / sizeof(UpVal *))
+
+static UpVal **upcache_slot (lua_State *L, const TValue *v) {
+  global_State *g = G(L);
+  size_t off = ((size_t)v - (size_t)g->mainthread->stack.p) / sizeof(StackValue);
+  return &g->upcache[off % UPCACHE_N];
+}
+
+void luai_upcache_forget (lua_State *L, UpVal *uv) {
+  UpVal **c = upcache_slot(L, uv->v.p);
+  if (*c == uv)
+    *c = NULL;
+}
+
+UpVal *luaF_findupval (lua_State *L, StkId level) {
+  UpVal **pp = &L->openupval;
+  UpVal **c = NULL;
+  UpVal *p;
+  lua_assert(isintwups(L) || L->openupval == NULL);
+  if (L == G(L)->mainthread) {
+    c = upcache_slot(L, s2v(level));
+    if (*c != NULL && uplevel(*c) == level)
+      return *c;
+  }
+  while ((p = *pp) != NULL && uplevel(p) >= level) {  /* search for it */
+    lua_assert(!isdead(G(L), p));
+    if (uplevel(p) == level)  /* corresponding upvalue? */
+      break;
+    pp = &p->u.open.next;
+  }
+  if (p == NULL || uplevel(p) != level)  /* not found: create it after 'pp' */
+    p = newupval(L, level, pp);
+  if (c != NULL)
+    *c = p;
+  return p;
+}
+";
 
 /// Replaces `from` with `to` in `text`, exactly once.
 fn patch(text: &mut String, file: &str, from: &str, to: &str) {
@@ -114,14 +177,54 @@ fn main() {
                     "  p[0] = luai_cstring(L, str);  /* skynet-rs: csrc/shared.c */\n",
                 );
             }
-            "lgc.c" => patch(
+            "lstate.h" => patch(
                 &mut text,
                 &name,
-                "  lua_assert(g->allgc == o);  /* object must be 1st in 'allgc' list! */\n",
-                "  if (testbit(o->marked, LUAI_SHAREDBIT))  /* skynet-rs: already immortal */\n    \
-                 return;\n  \
-                 lua_assert(g->allgc == o);  /* object must be 1st in 'allgc' list! */\n",
+                "  void *ud_warn;         /* auxiliary data to 'warnf' */\n} global_State;",
+                "  void *ud_warn;         /* auxiliary data to 'warnf' */\n  \
+                 struct UpVal *upcache[64];  /* skynet-rs: open upvalues by slot (lfunc.c) */\n\
+                 } global_State;",
             ),
+            "lstate.c" => patch(
+                &mut text,
+                &name,
+                "  g->mainthread = L;\n",
+                "  g->mainthread = L;\n  memset(g->upcache, 0, sizeof(g->upcache));  /* skynet-rs */\n",
+            ),
+            "lfunc.h" => patch(
+                &mut text,
+                &name,
+                "LUAI_FUNC UpVal *luaF_findupval (lua_State *L, StkId level);\n",
+                "LUAI_FUNC UpVal *luaF_findupval (lua_State *L, StkId level);\n\
+                 LUAI_FUNC void luai_upcache_forget (lua_State *L, UpVal *uv);  /* skynet-rs */\n",
+            ),
+            "lfunc.c" => {
+                patch(&mut text, &name, FINDUPVAL, FINDUPVAL_CACHED);
+                patch(
+                    &mut text,
+                    &name,
+                    "    luaF_unlinkupval(uv);  /* remove upvalue from 'openupval' list */\n",
+                    "    luai_upcache_forget(L, uv);  /* skynet-rs */\n    \
+                     luaF_unlinkupval(uv);  /* remove upvalue from 'openupval' list */\n",
+                );
+            }
+            "lgc.c" => {
+                patch(
+                    &mut text,
+                    &name,
+                    "  lua_assert(g->allgc == o);  /* object must be 1st in 'allgc' list! */\n",
+                    "  if (testbit(o->marked, LUAI_SHAREDBIT))  /* skynet-rs: already immortal */\n    \
+                     return;\n  \
+                     lua_assert(g->allgc == o);  /* object must be 1st in 'allgc' list! */\n",
+                );
+                patch(
+                    &mut text,
+                    &name,
+                    "  if (upisopen(uv))\n    luaF_unlinkupval(uv);\n",
+                    "  if (upisopen(uv)) {\n    luai_upcache_forget(L, uv);  /* skynet-rs */\n    \
+                     luaF_unlinkupval(uv);\n  }\n",
+                );
+            }
             "ltable.c" => patch(
                 &mut text,
                 &name,

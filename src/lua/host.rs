@@ -84,6 +84,32 @@ unsafe extern "C" fn lua_alloc(
 }
 
 impl AllocState {
+    pub(crate) fn new(handle: u32) -> AllocState {
+        AllocState {
+            used: AtomicUsize::new(0),
+            unreported: std::sync::atomic::AtomicIsize::new(0),
+            limit: AtomicUsize::new(0),
+            report: AtomicUsize::new(MEMORY_WARNING_REPORT),
+            handle,
+        }
+    }
+
+    /// Take over the bytes `other` counted (a state made ahead of time, see
+    /// `prestart`): they are already in the process total (`other` reports its pending
+    /// part when dropped), so only this service's own count changes.
+    fn adopt(&self, other: &AllocState) {
+        self.used.store(
+            self.used.load(Ordering::Relaxed) + other.used.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Add what is not yet reported to the process total.
+    fn flush(&self) {
+        let pending = self.unreported.swap(0, Ordering::Relaxed);
+        TOTAL_LUA_MEMORY.fetch_add(pending as usize, Ordering::Relaxed);
+    }
+
     /// Record the new usage (single writer: the thread running the state).
     #[inline]
     fn account(&self, now: usize, delta: isize) {
@@ -100,8 +126,7 @@ impl AllocState {
 
 impl Drop for AllocState {
     fn drop(&mut self) {
-        let pending = self.unreported.load(Ordering::Relaxed);
-        TOTAL_LUA_MEMORY.fetch_add(pending as usize, Ordering::Relaxed);
+        self.flush();
     }
 }
 
@@ -124,13 +149,7 @@ impl Shared {
         Arc::new(Shared {
             active: AtomicPtr::new(std::ptr::null_mut()),
             main: AtomicPtr::new(std::ptr::null_mut()),
-            alloc: AllocState {
-                used: AtomicUsize::new(0),
-                unreported: std::sync::atomic::AtomicIsize::new(0),
-                limit: AtomicUsize::new(0),
-                report: AtomicUsize::new(MEMORY_WARNING_REPORT),
-                handle,
-            },
+            alloc: AllocState::new(handle),
             profiling: AtomicUsize::new(0),
             close_lock: parking_lot::Mutex::new(()),
         })
@@ -139,6 +158,46 @@ impl Shared {
     pub fn memory(&self) -> usize {
         self.alloc.used.load(Ordering::Relaxed)
     }
+}
+
+/// A new state with everything a service needs that does not depend on the service:
+/// the standard libraries, the preloads, the framework's searchers, GC stopped.
+/// Null if Lua cannot allocate one.
+///
+/// # Safety
+/// `alloc` outlives the state (or the state is moved to another counter with
+/// `lua_setallocf` first).
+pub(crate) unsafe fn blank_state(alloc: &AllocState) -> Option<*mut lua_State> {
+    // The shared strings exist before any state: see codecache::prepare.
+    static PREPARED: std::sync::Once = std::sync::Once::new();
+    PREPARED.call_once(crate::lua::codecache::prepare);
+    // SAFETY: the caller keeps `alloc` alive as long as the state uses it.
+    let L = unsafe { ffi::lua_newstate(lua_alloc, alloc as *const AllocState as *mut c_void) };
+    if L.is_null() {
+        return None;
+    }
+    // SAFETY: `L` is the fresh state, used by this thread only.
+    unsafe {
+        // Generational mode is entered now, while the heap is empty: switching
+        // later runs a full collection of everything the service has loaded
+        // (~5% of a service's start-up). Then no GC at all until the loader is done.
+        ffi::lua_gc(L, ffi::LUA_GCGEN, 0, 0);
+        ffi::lua_gc(L, ffi::LUA_GCSTOP, 0);
+        ffi::lua_pushboolean(L, 1);
+        ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
+        // The globals and `package.loaded`, sized up front for what every service
+        // puts there (~45 and ~12 names): grown one rehash at a time they cost
+        // ~8% of a service's start-up.
+        ffi::lua_createtable(L, 0, 64);
+        ffi::lua_rawseti(L, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+        ffi::lua_createtable(L, 0, 32);
+        ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
+        ffi::luaL_openlibs(L);
+        register_preloads(L);
+        install_embedded_fallback(L);
+        crate::lua::modules::profile::install_globals(L);
+    }
+    Some(L)
 }
 
 /// A Lua service's state, boxed so its address is stable for lightuserdata upvalues.
@@ -157,16 +216,22 @@ const CONTEXT_KEY: &CStr = c"skynet_context";
 impl LuaService {
     /// Create a Lua state for the service `ctx`: stdlibs, GC stopped, preloads.
     pub fn new(ctx: &Arc<Context>, shared: Arc<Shared>) -> Result<Box<LuaService>, String> {
-        // The shared strings exist before any state: see codecache::prepare.
-        static PREPARED: std::sync::Once = std::sync::Once::new();
-        PREPARED.call_once(crate::lua::codecache::prepare);
-        // SAFETY: `shared` (and so the allocator state) outlives the Lua state.
-        let L = unsafe {
-            ffi::lua_newstate(lua_alloc, &shared.alloc as *const AllocState as *mut c_void)
+        let L = match crate::lua::prestart::take() {
+            // SAFETY: a blank state no one else holds; from now on it allocates through
+            // this service's counter, which outlives it.
+            Some(blank) => unsafe {
+                let (L, alloc) = blank.into_parts();
+                ffi::lua_setallocf(
+                    L,
+                    lua_alloc,
+                    &shared.alloc as *const AllocState as *mut c_void,
+                );
+                shared.alloc.adopt(&alloc);
+                L
+            },
+            // SAFETY: `shared` (and so the allocator state) outlives the Lua state.
+            None => unsafe { blank_state(&shared.alloc) }.ok_or("lua_newstate failed")?,
         };
-        if L.is_null() {
-            return Err("lua_newstate failed".into());
-        }
         shared.main.store(L, Ordering::Release);
         let mut svc = Box::new(LuaService {
             ctx: Arc::as_ptr(ctx),
@@ -180,27 +245,9 @@ impl LuaService {
         // pointer to the boxed `svc`, whose address is stable and which closes the state
         // before it goes away (Drop).
         unsafe {
-            // Generational mode is entered now, while the heap is empty: switching
-            // later runs a full collection of everything the service has loaded
-            // (~5% of a service's start-up). Then no GC at all until the loader is done.
-            ffi::lua_gc(L, ffi::LUA_GCGEN, 0, 0);
-            ffi::lua_gc(L, ffi::LUA_GCSTOP, 0);
-            ffi::lua_pushboolean(L, 1);
-            ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
-            // The globals and `package.loaded`, sized up front for what every service
-            // puts there (~45 and ~12 names): grown one rehash at a time they cost
-            // ~8% of a service's start-up.
-            ffi::lua_createtable(L, 0, 64);
-            ffi::lua_rawseti(L, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
-            ffi::lua_createtable(L, 0, 32);
-            ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
-            ffi::luaL_openlibs(L);
             let p = &mut *svc as *mut LuaService as *mut c_void;
             ffi::lua_pushlightuserdata(L, p);
             ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
-            register_preloads(L);
-            install_embedded_fallback(L);
-            crate::lua::modules::profile::install_globals(L);
         }
         Ok(svc)
     }
@@ -229,6 +276,9 @@ impl Drop for LuaService {
             // SAFETY: the state is ours and no longer running.
             unsafe { ffi::lua_close(self.L) };
             self.L = std::ptr::null_mut();
+            // The state is gone: the process total must say so now, not when the
+            // last reference to `shared` goes (senders' caches may hold it a while).
+            self.shared.alloc.flush();
         }
     }
 }

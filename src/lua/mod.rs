@@ -16,3 +16,4 @@ pub mod ffi;
 // (work in progress on main); the host's own items are crate-private.
 pub mod host;
 pub mod modules;
+pub mod prestart;
