@@ -195,7 +195,6 @@ pub(crate) unsafe fn blank_state(alloc: &AllocState) -> Option<*mut lua_State> {
         ffi::luaL_openlibs(L);
         register_preloads(L);
         install_embedded_fallback(L);
-        crate::lua::modules::profile::install_globals(L);
     }
     Some(L)
 }
@@ -248,6 +247,9 @@ impl LuaService {
             let p = &mut *svc as *mut LuaService as *mut c_void;
             ffi::lua_pushlightuserdata(L, p);
             ffi::lua_setfield(L, ffi::LUA_REGISTRYINDEX, CONTEXT_KEY.as_ptr());
+            // After CONTEXT_KEY: the timing resume keeps the service as an upvalue
+            // (without it, every resume looks the profiling tables up).
+            crate::lua::modules::profile::install_globals(L);
         }
         Ok(svc)
     }
