@@ -86,6 +86,12 @@ pub fn run(path: &str) -> Result<(), String> {
     // Idle workers poll the sockets themselves (see scheduler::Poller);
     // `socket_thread = true` gives the socket server its own thread instead.
     let socket_thread = env::get_or_default("socket_thread", "false") == "true";
+    let spin_text = env::get_or_default("socket_spin", "50");
+    let socket_spin: u64 = spin_text.trim().parse().map_err(|_| {
+        format!(
+            "config key socket_spin = {spin_text:?}: expected microseconds (0 turns spinning off)"
+        )
+    })?;
     let server = match socket_thread {
         true => crate::socket::SocketServer::new(sink),
         false => crate::socket::SocketServer::new_shared(sink),
@@ -93,6 +99,11 @@ pub fn run(path: &str) -> Result<(), String> {
     match server {
         Ok(s) => {
             if !socket_thread {
+                // Spinning pays only when the spinner has a core of its own.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if rt.workers <= cores {
+                    s.set_spin(Duration::from_micros(socket_spin));
+                }
                 rt.scheduler.set_poller(s.clone());
             }
             rt.install_socket_server(s)

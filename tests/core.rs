@@ -344,6 +344,11 @@ fn bad_configs_stop_startup_naming_the_problem() {
     assert!(err.contains("Can't launch logger service"), "{err}");
     assert!(err.contains("/nonexistent/dir/skynet.log"), "{err}");
 
+    d.write("spin", "thread = 2\nsocket_spin = \"soon\"\n");
+    let (code, err) = run_to_exit(&["spin"], d.path());
+    assert_eq!(code, 1);
+    assert!(err.contains("socket_spin"), "{err}");
+
     d.write("envvar", "thread = $SKYNET_TEST_UNSET_VAR\n");
     let (code, err) = run_to_exit(&["envvar"], d.path());
     assert_eq!(code, 1);

@@ -182,13 +182,14 @@ impl Looper {
     }
 
     /// One loop turn: poll (waiting at most `timeout`), handle the events, take every
-    /// queued request, then give each socket on the ready list one more read.
-    pub(crate) fn turn(&mut self, timeout: Option<Duration>) {
+    /// queued request, then give each socket on the ready list one more read. True if
+    /// it did anything (a socket event, a request or a read).
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> bool {
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 eprintln!("socket-server: poll error: {e}");
             }
-            return;
+            return false;
         }
         self.now = self.srv.now_cs();
         if !self.lingering.is_empty() && self.now >= self.linger_checked + 100 {
@@ -202,14 +203,15 @@ impl Looper {
                 crate::message::trim_thread_heap();
                 self.untrimmed = false;
             }
-            return;
+            return false;
         }
-        self.untrimmed = true;
+        let mut busy = false;
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         for ev in events.iter() {
             if ev.token() == WAKER {
                 continue;
             }
+            busy = true;
             let hup = ev.is_read_closed() || ev.is_error();
             self.on_event(
                 ev.token().0 as i32,
@@ -222,6 +224,10 @@ impl Looper {
         self.events = events;
         let mut reqs = std::mem::take(&mut self.reqs);
         self.srv.take_requests(&mut reqs);
+        busy |= !reqs.is_empty() || !self.ready.is_empty();
+        if busy {
+            self.untrimmed = true;
+        }
         for r in reqs.drain(..) {
             self.request(r);
         }
@@ -236,6 +242,7 @@ impl Looper {
                 self.readable(id);
             }
         }
+        busy
     }
 
     /// Whether an `Exit` request was taken.

@@ -306,6 +306,10 @@ pub struct SocketServer {
     unpark_sent: AtomicBool,
     /// [`SocketServer::now_cs`] when the last shared-mode turn ended.
     turn_ended: AtomicU64,
+    /// Shared mode: how long a poll that may park first polls without waiting (ns).
+    spin_ns: AtomicU64,
+    /// The last park (or spin) ended with socket work, not an unpark or a timeout.
+    io_woke: AtomicBool,
     born: std::time::Instant,
     /// Services that ever asked for a socket (listen, connect, start, udp, bind), so
     /// [`SocketServer::close_owned`] costs nothing for the many that never did.
@@ -420,6 +424,8 @@ impl SocketServer {
             parked: AtomicBool::new(false),
             unpark_sent: AtomicBool::new(false),
             turn_ended: AtomicU64::new(0),
+            spin_ns: AtomicU64::new(0),
+            io_woke: AtomicBool::new(false),
             owners: Mutex::new(std::collections::HashSet::new()),
         });
         let looper = looper::Looper::new(srv.clone(), poll, sink);
@@ -446,17 +452,58 @@ impl SocketServer {
             true => l.idle_timeout(),
             false => Some(std::time::Duration::ZERO),
         };
+        let spin = self.spin_ns.load(Ordering::Relaxed);
+        // Spin only while sockets are what wakes the poller (request/response traffic
+        // over TCP): when pushes from other workers do, a spinner would just steal
+        // their services off warm cores.
+        if timeout != Some(std::time::Duration::ZERO)
+            && spin > 0
+            && self.io_woke.load(Ordering::Relaxed)
+        {
+            // Spin before parking: a reply due within microseconds is then read
+            // without the thread (and, on a VM, the CPU) going to sleep and being woken.
+            let until = std::time::Instant::now() + std::time::Duration::from_nanos(spin);
+            loop {
+                if l.turn(Some(std::time::Duration::ZERO)) {
+                    self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
+                    return true;
+                }
+                if !may_park() {
+                    self.io_woke.store(false, Ordering::Relaxed);
+                    self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
+                    return true;
+                }
+                if std::time::Instant::now() >= until {
+                    break;
+                }
+                // Yield, not just spin: a runnable thread (another process on a shared
+                // core) gets the CPU, and this one stays out of the idle state.
+                std::thread::yield_now();
+            }
+        }
         if timeout != Some(std::time::Duration::ZERO) {
             self.parked.store(true, Ordering::SeqCst);
             if !may_park() {
                 timeout = Some(std::time::Duration::ZERO);
             }
         }
-        l.turn(timeout);
+        let io = l.turn(timeout);
+        if timeout != Some(std::time::Duration::ZERO) {
+            self.io_woke.store(io, Ordering::Relaxed);
+        }
         self.parked.store(false, Ordering::SeqCst);
         self.unpark_sent.store(false, Ordering::Relaxed);
         self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
         true
+    }
+
+    /// Shared mode: poll without waiting for up to `spin` before parking (0: park at
+    /// once).
+    pub fn set_spin(&self, spin: std::time::Duration) {
+        self.spin_ns.store(
+            spin.as_nanos().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Shared mode: end a parked [`SocketServer::poll`] early (one waker write per park).

@@ -35,8 +35,13 @@ struct Root(*const c_void);
 unsafe impl Send for Root {}
 unsafe impl Sync for Root {}
 
+/// The shared-string set takes one writer at a time (the runtime's master state is
+/// behind a lock); these tests run in parallel, so their masters take turns.
+static MASTER_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Compiles `src` in a fresh master state (collector stopped) and shares it.
 unsafe fn master_compile(src: &str) -> Root {
+    let _one_writer = MASTER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     unsafe {
         let m = luaL_newstate();
         lua_gc(m, LUA_GCSTOP, 0);
