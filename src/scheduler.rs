@@ -31,7 +31,8 @@
 //! work, nobody polls until a worker goes idle; a busy worker turns the loop without
 //! waiting every [`POLL_EVERY`] batches, and the timer thread wakes a sleeper when
 //! nobody has polled for 10-20 ms (the poller is in a long handler), which then
-//! takes the poll over.
+//! takes the poll over. Before parking, the poller may spin briefly (the socket
+//! server's `set_spin`, config `socket_spin`; see docs/ARCHITECTURE.md).
 //!
 //! Batches: worker i takes `max(1, len >> weight)` messages of a queue per turn, where
 //! `len` is the backlog when the turn starts (so a turn is bounded by what was already
