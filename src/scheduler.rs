@@ -240,7 +240,8 @@ impl Scheduler {
             return;
         }
         let parked = poller.is_some_and(|p| p.parked());
-        let running = self.workers - sleepers - parked as usize;
+        // Saturating: a worker may move from the condvar to the poll between the loads.
+        let running = self.workers.saturating_sub(sleepers + parked as usize);
         if running == 0 {
             // Nobody runs: the work must not wait. The parked poller is the cheapest
             // to wake (it is not on the condvar), else a sleeper.
@@ -320,7 +321,8 @@ impl Scheduler {
         self.wake_searcher();
     }
 
-    /// Timer fallback: wake a sleeper if work is waiting.
+    /// Timer fallback: wake a sleeper if work is waiting or nobody polls the sockets;
+    /// with no sleeper, turn the socket loop here when it is stale.
     pub fn wake_if_pending(&self) {
         let waiting = self.queued.load(Ordering::SeqCst) > 0
             || self
@@ -328,13 +330,20 @@ impl Scheduler {
                 .iter()
                 .any(|s| s.occupied.load(Ordering::Relaxed));
         let sleepers = self.sleepers.load(Ordering::SeqCst);
-        if sleepers > 0 && (waiting || self.poller.get().is_some_and(|p| p.stale())) {
+        let stale = self.poller.get().is_some_and(|p| p.stale());
+        if sleepers > 0 && (waiting || stale) {
             // Work waits, or nobody polls the sockets (the last poller is in a long
             // handler): a woken worker with nothing to run takes the poll over.
             self.wake_one();
-        } else if waiting {
-            if let Some(p) = self.poller.get() {
+        } else if let Some(p) = self.poller.get() {
+            if waiting {
                 p.unpark();
+            }
+            if stale {
+                // Every worker is busy and none has turned the loop for 10-20 ms: this
+                // (timer) thread does, so reads, accepts and flushes are never held
+                // longer than that by long batches.
+                p.poll(false, &|| false);
             }
         }
     }

@@ -93,11 +93,18 @@ pub fn refill() {
             return;
         };
         let blank = Blank { L, alloc };
-        let mut pool = POOL.lock();
-        if pool.len() >= TARGET {
-            return; // another worker filled it meanwhile; `blank` is closed
+        let surplus = {
+            let mut pool = POOL.lock();
+            if pool.len() >= TARGET {
+                Some(blank) // another worker filled it meanwhile
+            } else {
+                pool.push(blank);
+                READY.store(pool.len(), Ordering::Relaxed);
+                None
+            }
+        };
+        if surplus.is_some() {
+            return; // closed here, outside the lock
         }
-        pool.push(blank);
-        READY.store(pool.len(), Ordering::Relaxed);
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,7 +186,12 @@ impl Looper {
     /// queued request, then give each socket on the ready list one more read. True if
     /// it did anything (a socket event, a request or a read).
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> bool {
-        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+        let polled = self.poll.poll(&mut self.events, timeout);
+        // Awake from here on: while it handles the events (and runs the sink), a
+        // parked poller must count as running, or pushes would unpark it instead of
+        // waking another worker.
+        self.srv.parked.store(false, Ordering::SeqCst);
+        if let Err(e) = polled {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 eprintln!("socket-server: poll error: {e}");
             }

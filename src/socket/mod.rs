@@ -482,6 +482,9 @@ impl SocketServer {
             }
         }
         if timeout != Some(std::time::Duration::ZERO) {
+            // A fresh park: an unpark aimed at an earlier one (its waker write consumed
+            // by a spin turn, say) must not make this one deaf.
+            self.unpark_sent.store(false, Ordering::SeqCst);
             self.parked.store(true, Ordering::SeqCst);
             if !may_park() {
                 timeout = Some(std::time::Duration::ZERO);
@@ -532,6 +535,9 @@ impl SocketServer {
             // Whoever polls takes the Exit (or we do); then nobody polls again.
             let l = self.looper.lock().take();
             if let Some(mut l) = l {
+                // Requests queued before the Exit are carried out (as the socket
+                // thread's last turn does), then every socket is closed.
+                l.turn(Some(std::time::Duration::ZERO));
                 l.close_all();
             }
             return;
