@@ -187,13 +187,19 @@ impl Scheduler {
         let _ = self.idle_work.set(f);
     }
 
-    /// Get an idle worker to run the idle work: a condvar sleeper, else the poller.
+    /// Wake an idle worker: a condvar sleeper, else (nobody on the condvar) the worker
+    /// parked in the poll, if any.
     pub fn wake_idle(&self) {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.wake_searcher();
         } else if let Some(p) = self.poller.get() {
             p.unpark();
         }
+    }
+
+    /// More workers than cores (the wake-up gate and cap apply; nobody spins).
+    pub fn oversubscribed(&self) -> bool {
+        self.oversubscribed
     }
 
     /// Let idle workers drive `p` (see [`Poller`]); set once, before the workers start.
@@ -231,12 +237,7 @@ impl Scheduler {
         let sleepers = self.sleepers.load(Ordering::SeqCst);
         let poller = self.poller.get();
         if !self.oversubscribed {
-            if sleepers > 0 {
-                self.wake_searcher();
-            } else if let Some(p) = poller {
-                // Nobody on the condvar: the idle worker, if any, is parked in the poll.
-                p.unpark();
-            }
+            self.wake_idle();
             return;
         }
         let parked = poller.is_some_and(|p| p.parked());

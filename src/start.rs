@@ -100,8 +100,7 @@ pub fn run(path: &str) -> Result<(), String> {
         Ok(s) => {
             if !socket_thread {
                 // Spinning pays only when the spinner has a core of its own.
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                if rt.workers <= cores {
+                if !rt.scheduler.oversubscribed() {
                     s.set_spin(Duration::from_micros(socket_spin));
                 }
                 rt.scheduler.set_poller(s.clone());

@@ -93,18 +93,45 @@ pub fn refill() {
             return;
         };
         let blank = Blank { L, alloc };
-        let surplus = {
-            let mut pool = POOL.lock();
-            if pool.len() >= TARGET {
-                Some(blank) // another worker filled it meanwhile
-            } else {
-                pool.push(blank);
-                READY.store(pool.len(), Ordering::Relaxed);
-                None
-            }
-        };
-        if surplus.is_some() {
-            return; // closed here, outside the lock
+        let mut pool = POOL.lock();
+        if pool.len() >= TARGET {
+            // Another worker filled it meanwhile: close ours outside the lock.
+            drop(pool);
+            return;
         }
+        pool.push(blank);
+        READY.store(pool.len(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pool fills to TARGET, a taken state is a working Lua state with the
+    /// libraries, and its bytes are on its own counter until adopted.
+    #[test]
+    fn refill_then_take() {
+        refill();
+        assert_eq!(READY.load(Ordering::Relaxed), TARGET);
+        let blank = take().expect("a ready state");
+        assert_eq!(READY.load(Ordering::Relaxed), TARGET - 1);
+        let (L, alloc) = blank.into_parts();
+        assert!(
+            alloc.used.load(Ordering::Relaxed) > 0,
+            "the state's bytes are counted"
+        );
+        // SAFETY: the state is ours; its counter (alloc) is alive until after the close.
+        unsafe {
+            assert_eq!(ffi::lua_getglobal(L, c"string".as_ptr()), ffi::LUA_TTABLE);
+            assert_eq!(
+                ffi::lua_getfield(L, -1, c"format".as_ptr()),
+                ffi::LUA_TFUNCTION
+            );
+            ffi::lua_close(L);
+        }
+        drop(alloc);
+        refill();
+        assert_eq!(READY.load(Ordering::Relaxed), TARGET);
     }
 }

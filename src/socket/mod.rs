@@ -463,22 +463,24 @@ impl SocketServer {
             // Spin before parking: a reply due within microseconds is then read
             // without the thread (and, on a VM, the CPU) going to sleep and being woken.
             let until = std::time::Instant::now() + std::time::Duration::from_nanos(spin);
-            loop {
+            let done = loop {
                 if l.turn(Some(std::time::Duration::ZERO)) {
-                    self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
-                    return true;
+                    break true;
                 }
                 if !may_park() {
                     self.io_woke.store(false, Ordering::Relaxed);
-                    self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
-                    return true;
+                    break true;
                 }
                 if std::time::Instant::now() >= until {
-                    break;
+                    break false;
                 }
                 // Yield, not just spin: a runnable thread (another process on a shared
                 // core) gets the CPU, and this one stays out of the idle state.
                 std::thread::yield_now();
+            };
+            if done {
+                self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
+                return true;
             }
         }
         if timeout != Some(std::time::Duration::ZERO) {
@@ -490,12 +492,12 @@ impl SocketServer {
                 timeout = Some(std::time::Duration::ZERO);
             }
         }
+        // `turn` clears `parked` as soon as the poll returns; `unpark_sent` is reset
+        // by the next park.
         let io = l.turn(timeout);
         if timeout != Some(std::time::Duration::ZERO) {
             self.io_woke.store(io, Ordering::Relaxed);
         }
-        self.parked.store(false, Ordering::SeqCst);
-        self.unpark_sent.store(false, Ordering::Relaxed);
         self.turn_ended.store(self.now_cs(), Ordering::Relaxed);
         true
     }
